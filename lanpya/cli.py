@@ -98,6 +98,31 @@ def keys_new() -> None:
     click.echo(crypto.new_key())
 
 
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt everything under the first LANPYA_DATA_KEY; rehash lookups."""
+    from lanpya.retention import count_under_old_keys, rotate_keys
+
+    config = load_config("cli")
+    dbase = database(config)
+    for name, n in rotate_keys(dbase).items():
+        click.echo(f"{n:>8}  {name}")
+    left = count_under_old_keys(dbase)
+    click.echo(f"values still under an older key: {left}")
+    sys.exit(1 if left else 0)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="show what would go; change nothing")
+def purge(dry_run: bool) -> None:
+    """Apply the retention periods (runs nightly in the scheduler)."""
+    from lanpya.retention import purge as do_purge
+
+    config = load_config("cli")
+    for line in do_purge(database(config), config, dry_run=dry_run).lines():
+        click.echo(line)
+
+
 # --- processes ----------------------------------------------------------------
 @cli.command()
 @click.option("--no-train", is_flag=True, help="do not train the bot first")

@@ -20,6 +20,8 @@ from lanpya.db import Database, normalise_url, upgrade
 from lanpya.models import Base
 from tests.support import CACHE, RASA_PYTHON, ROOT
 
+pytest_plugins = ["tests.logcheck"]
+
 TEST_KEYS = {
     "data": crypto.new_key(),
     "lookup": crypto.new_lookup_key(),
