@@ -1,0 +1,393 @@
+"""What happens to one claimed inbound message.
+
+In this order (docs/interfaces.md, issue "Conversation engine"):
+
+1. keywords (STOP, START, HELP, language, DELETE, JOIN): work even mid-form
+   and during a hand-off;
+2. the risk lexicon: a match opens a case (also while Rasa is down);
+3. opted out: stored, not answered;
+4. hand-off: the message goes to the case for the agent, not to Rasa;
+5. abuse limits: per-sender throttle, new-number flood breaker;
+6. Rasa, through the custom channel; its replies become outbox rows linked
+   to the inbound message, in order.
+
+No database transaction is open while Rasa is called. If Rasa (or its action
+server) is down or slow, the message goes back to the queue with a backoff;
+after ``holding_reply_after_s`` the contact gets one holding reply, and the
+question is answered when Rasa returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from conversations import limits
+from conversations.rasa import RasaClient, RasaUnavailable
+from conversations.services import Answers, match_keyword, module
+from lanpya import clock, outbox
+from lanpya.config import Config
+from lanpya.db import Database
+from lanpya.models import Case, Contact, Inbound, Outbox
+from lanpya.text import detect_language
+
+logger = logging.getLogger(__name__)
+
+#: retry delays while Rasa is away: 1, 2, 4, 8, then every 15 seconds
+BACKOFF_CAP_S = 15
+#: unexpected errors (not Rasa being away) are retried this often, then FAILED
+MAX_ERRORS = 5
+#: keywords the worker answers itself; others are passed to Rasa as intents
+RASA_KEYWORD_INTENTS = {"delete": "/delete_data", "join": "/subscribe", "subscribe": "/subscribe"}
+MEDIA_KINDS = ("media", "sticker", "location", "image", "video", "file", "contact")
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(2 ** max(attempts - 1, 0), BACKOFF_CAP_S))
+
+
+@dataclass
+class Plan:
+    """What phase 1 decided: ask Rasa this, for this contact."""
+
+    contact_uuid: str
+    text: str
+    language: str
+    channel: str
+    risk: dict | None
+    case_id: int | None
+    restart: bool
+
+
+class Handler:
+    def __init__(self, config: Config, db: Database, rasa: RasaClient, owner: str, answers: Answers | None = None):
+        self.config = config
+        self.db = db
+        self.rasa = rasa
+        self.owner = owner
+        self.answers = answers or Answers(config)
+
+    # ------------------------------------------------------------------
+    def handle(self, inbound_id: int) -> str:
+        """Process one claimed message; returns what became of it (for logs and tests)."""
+        try:
+            plan_or_outcome = self._screen(inbound_id)
+        except Exception:
+            logger.exception("inbound %s: error before Rasa", inbound_id)
+            self._requeue_after_error(inbound_id, "error before Rasa")
+            return "error"
+        if isinstance(plan_or_outcome, str):
+            return plan_or_outcome
+        plan = plan_or_outcome
+        try:
+            if plan.restart:
+                self.rasa.restart_session(plan.contact_uuid)
+            reply = self.rasa.send(
+                plan.contact_uuid, plan.text, language=plan.language, channel=plan.channel, risk=plan.risk
+            )
+        except RasaUnavailable as exc:
+            logger.warning("inbound %s: Rasa unavailable (%s); will retry", inbound_id, exc)
+            return self._rasa_down(inbound_id, plan, str(exc))
+        try:
+            return self._answer(inbound_id, plan, reply)
+        except Exception:
+            logger.exception("inbound %s: error storing Rasa's reply", inbound_id)
+            self._requeue_after_error(inbound_id, "error storing reply")
+            return "error"
+
+    # --- phase 1: everything before Rasa, in one transaction ---------------
+    def _screen(self, inbound_id: int) -> Plan | str:
+        cfg = self.config
+        with self.db.session() as s:
+            msg = self._fenced(s, inbound_id)
+            if msg is None:
+                return "lost-lease"
+            contact = s.get(Contact, msg.contact_id)
+            now = clock.now()
+            text = msg.body or ""
+            if contact is None or contact.erased_at is not None:
+                self._finish(msg, Inbound.DONE, error="contact erased")
+                return "erased"
+            # language: remembered unless the contact chose one
+            detected = detect_language(text) if msg.kind == "text" else None
+            if detected and not contact.language_chosen:
+                contact.language = detected
+            language = contact.language or cfg.default_language
+            msg.language = language
+
+            # 1. keywords
+            hit = match_keyword(text) if msg.kind == "text" else None
+            rasa_text = text
+            if hit is not None:
+                msg.keyword = hit.kind[:16]
+                if hit.kind in RASA_KEYWORD_INTENTS:
+                    rasa_text = RASA_KEYWORD_INTENTS[hit.kind]
+                else:
+                    outcome = self._keyword(s, msg, contact, hit.kind, hit.value)
+                    if outcome:
+                        return outcome
+
+            # 2. risk lexicon: a case opens whatever else happens
+            risk = None
+            case_id = None
+            if msg.kind == "text" and hit is None:
+                risk, case_id = self._lexicon(s, msg, contact, text, language)
+
+            # 3. opted out: nothing but the opt-out confirmation goes to them
+            if contact.opted_out:
+                self._finish(msg, Inbound.DONE, error="opted out")
+                return "opted-out"
+
+            # 4. hand-off: the agent has the conversation
+            handoff = self._handoff_case(s, contact.id)
+            if handoff is not None:
+                msg.case_id = handoff
+                self._finish(msg, Inbound.HANDOFF)
+                return "handoff"
+
+            # 5. abuse limits
+            if limits.over_sender_limit(s, msg, cfg.sender_limit_per_min):
+                self._throttle_notice(s, msg, contact, language)
+                self._finish(msg, Inbound.DONE, error="throttled")
+                return "throttled"
+            if limits.breaker_open(s, now) and limits.is_new_contact(contact, now):
+                self._finish(msg, Inbound.DONE, error="flood breaker")
+                return "flood-held"
+
+            # non-text: the assistant only reads text
+            if msg.kind != "text":
+                key = "unsupported_media" if contact.channel == Contact.VIBER else "text_only"
+                if msg.kind in MEDIA_KINDS:
+                    self._reply(s, msg, contact, key, language, dedupe=f"media:{msg.id}")
+                self._finish(msg, Inbound.DONE)
+                return "non-text"
+            if not rasa_text.strip():
+                self._finish(msg, Inbound.DONE, error="empty")
+                return "empty"
+
+            restart = self._session_expired(s, msg, contact, now)
+            return Plan(
+                contact_uuid=contact.uuid,
+                text=rasa_text,
+                language=language,
+                channel=contact.channel,
+                risk=risk,
+                case_id=case_id,
+                restart=restart,
+            )
+
+    def _fenced(self, s: Session, inbound_id: int) -> Inbound | None:
+        """The message, if this worker still holds its lease."""
+        q = select(Inbound).where(Inbound.id == inbound_id)
+        if self.db.is_postgres:
+            q = q.with_for_update()
+        msg = s.scalar(q)
+        if msg is None or msg.state != Inbound.PROCESSING or msg.lease_owner != self.owner:
+            logger.warning("inbound %s: no longer ours (state or lease changed)", inbound_id)
+            return None
+        return msg
+
+    def _finish(self, msg: Inbound, state: str, error: str | None = None) -> None:
+        msg.state = state
+        msg.processed_at = clock.now()
+        msg.lease_owner = None
+        msg.lease_until = None
+        msg.error = error
+
+    def _reply(
+        self, s: Session, msg: Inbound, contact: Contact, key: str, language: str,
+        *, seq: int = 0, dedupe: str | None = None, case_id: int | None = None,
+    ) -> Outbox | None:
+        body = self.answers.answer(key, language, channel=contact.channel)
+        if not body:
+            logger.error("no %r answer in %s: nothing sent", key, language)
+            return None
+        return outbox.enqueue(
+            s, body=body, channel=contact.channel, contact=contact, kind=Outbox.REPLY,
+            inbound_id=msg.id, case_id=case_id, seq=seq, dedupe_key=dedupe,
+        )
+
+    # --- keywords -------------------------------------------------------------
+    def _keyword(self, s: Session, msg: Inbound, contact: Contact, kind: str, value: str | None) -> str | None:
+        now = clock.now()
+        if kind == "stop":
+            contact.opted_out = True
+            contact.opted_out_at = now
+            contact.subscribed = False
+            # nothing unsent goes to them any more, except this confirmation
+            s.execute(
+                update(Outbox)
+                .where(Outbox.contact_id == contact.id, Outbox.state == Outbox.QUEUED)
+                .values(state=Outbox.CANCELLED, error="opted out")
+            )
+            self._reply(s, msg, contact, "stop_confirm", msg.language, dedupe=f"kw:{msg.id}")
+        elif kind == "start":
+            contact.opted_out = False
+            contact.opted_out_at = None
+            self._reply(s, msg, contact, "start_confirm", msg.language, dedupe=f"kw:{msg.id}")
+        elif kind == "help":
+            if contact.opted_out:
+                self._finish(msg, Inbound.DONE, error="opted out")
+                return "opted-out"
+            self._reply(s, msg, contact, "help", msg.language, dedupe=f"kw:{msg.id}")
+        elif kind in ("lang", "language") and value:
+            contact.language = value
+            contact.language_chosen = True
+            msg.language = value
+            if not contact.opted_out:
+                self._reply(s, msg, contact, "language_set", value, dedupe=f"kw:{msg.id}")
+        else:
+            return None  # not ours: let the message go on to Rasa
+        self._finish(msg, Inbound.DONE)
+        return f"keyword:{kind}"
+
+    # --- risk lexicon -----------------------------------------------------------
+    def _lexicon(
+        self, s: Session, msg: Inbound, contact: Contact, text: str, language: str
+    ) -> tuple[dict | None, int | None]:
+        hit = self.answers.lexicon_match(text, language)
+        if hit is None:
+            return None, None
+        category = getattr(hit, "category", "other")
+        severity = getattr(hit, "severity", Case.URGENT)
+        escalation = module("lanpya.escalation")
+        case_id = None
+        if escalation is not None:
+            case, created = escalation.open_case(
+                s, contact, category=category, severity=severity, source="lexicon",
+                language=language, channel=contact.channel,
+            )
+            s.flush()
+            case_id = case.id
+            msg.case_id = case_id
+            if created:
+                try:
+                    escalation.alert_on_call(s, case, self.config)
+                except Exception:  # the case is open; the chaser will alert
+                    logger.exception("case %s: alerting on-call failed", case_id)
+            logger.info("inbound %s: risk lexicon %s/%s -> case %s", msg.id, category, severity, case_id)
+        else:
+            logger.error("inbound %s: risk lexicon matched but escalation is unavailable", msg.id)
+        return {"category": category, "severity": severity, "case_id": case_id}, case_id
+
+    def _handoff_case(self, s: Session, contact_id: int) -> int | None:
+        return s.scalar(
+            select(Case.id)
+            .where(Case.contact_id == contact_id, Case.status.in_(Case.OPEN), Case.handoff.is_(True))
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+
+    def _throttle_notice(self, s: Session, msg: Inbound, contact: Contact, language: str) -> None:
+        window = limits.throttle_window(msg.received_at)
+        self._reply(s, msg, contact, "throttled", language, dedupe=f"throttled:{contact.id}:{window}")
+
+    def _session_expired(self, s: Session, msg: Inbound, contact: Contact, now) -> bool:
+        """A new Rasa session after inactivity, or after an agent handed the contact back."""
+        previous = s.execute(
+            select(Inbound.received_at, Inbound.state)
+            .where(Inbound.contact_id == contact.id, Inbound.id < msg.id)
+            .order_by(Inbound.id.desc())
+            .limit(1)
+        ).first()
+        if previous is None:
+            return False  # a new tracker starts its own session
+        if previous.state == Inbound.HANDOFF:
+            return True
+        return msg.received_at - previous.received_at > timedelta(minutes=self.config.session_timeout_min)
+
+    # --- phase 3: Rasa answered -------------------------------------------------
+    def _answer(self, inbound_id: int, plan: Plan, reply) -> str:
+        with self.db.session() as s:
+            msg = self._fenced(s, inbound_id)
+            if msg is None:
+                return "lost-lease"
+            contact = s.get(Contact, msg.contact_id)
+            msg.intent = (reply.intent or None) and reply.intent[:60]
+            msg.confidence = reply.confidence
+            if reply.case_id and not msg.case_id:
+                msg.case_id = reply.case_id
+            if plan.restart:
+                contact.session_started_at = clock.now()
+            seq = 0
+            if contact.opted_out:  # a STOP can't overtake (one at a time), but be safe
+                self._finish(msg, Inbound.DONE, error="opted out")
+                return "opted-out"
+            for m in reply.messages:
+                body = (m.get("text") or "").strip()
+                if not body:
+                    continue
+                extra = {"buttons": m["buttons"]} if m.get("buttons") else None
+                outbox.enqueue(
+                    s, body=body, channel=contact.channel, contact=contact, kind=Outbox.REPLY,
+                    inbound_id=msg.id, case_id=msg.case_id, seq=seq,
+                    dedupe_key=f"reply:{msg.id}:{seq}", extra=extra,
+                )
+                seq += 1
+            self._finish(msg, Inbound.DONE)
+            return "answered"
+
+    # --- Rasa is away -----------------------------------------------------------
+    def _rasa_down(self, inbound_id: int, plan: Plan, reason: str) -> str:
+        cfg = self.config
+        with self.db.session() as s:
+            msg = self._fenced(s, inbound_id)
+            if msg is None:
+                return "lost-lease"
+            contact = s.get(Contact, msg.contact_id)
+            now = clock.now()
+            msg.attempts += 1
+            msg.state = Inbound.QUEUED
+            msg.next_attempt_at = now + backoff(msg.attempts)
+            msg.lease_owner = None
+            msg.lease_until = None
+            msg.error = f"rasa: {reason}"[:200]
+            outcome = "retry"
+            if plan.case_id is not None:
+                # a report while Rasa is away: the case is open; tell them so, once
+                self._reply(s, msg, contact, "case_ack", plan.language,
+                            dedupe=f"case_ack:{plan.case_id}", case_id=plan.case_id)
+            if now - msg.received_at >= timedelta(seconds=cfg.holding_reply_after_s):
+                already = s.scalar(
+                    select(
+                        exists().where(
+                            Inbound.contact_id == contact.id,
+                            Inbound.state.in_((Inbound.QUEUED, Inbound.PROCESSING)),
+                            Inbound.held_reply_sent.is_(True),
+                        )
+                    )
+                )
+                if not already and not contact.opted_out:
+                    if self._reply(s, msg, contact, "holding", plan.language, dedupe=f"holding:{msg.id}"):
+                        msg.held_reply_sent = True
+                        outcome = "holding"
+            return outcome
+
+    def _requeue_after_error(self, inbound_id: int, reason: str) -> None:
+        """A bug or a database hiccup: retry a few times, then FAILED (staff can see it)."""
+        try:
+            with self.db.session() as s:
+                msg = self._fenced(s, inbound_id)
+                if msg is None:
+                    return
+                msg.attempts += 1
+                if msg.attempts >= MAX_ERRORS:
+                    self._finish(msg, Inbound.FAILED, error=reason)
+                    return
+                msg.state = Inbound.QUEUED
+                msg.next_attempt_at = clock.now() + backoff(msg.attempts)
+                msg.lease_owner = None
+                msg.lease_until = None
+                msg.error = reason
+        except Exception:
+            logger.exception("inbound %s: could not requeue; its lease will expire", inbound_id)
+
+
+def pending_count(s: Session) -> int:
+    return s.scalar(
+        select(func.count()).select_from(Inbound).where(Inbound.state.in_((Inbound.QUEUED, Inbound.PROCESSING)))
+    ) or 0

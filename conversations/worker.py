@@ -1,0 +1,210 @@
+"""The worker process (``lanpya worker``).
+
+One loop per process:
+
+- replays the disk spool (what the web process wrote while the database was
+  down), if the channels part provides the replayer;
+- claims inbound messages, at most one per contact at a time
+  (:mod:`conversations.claim`), and hands each to a small thread pool
+  (:mod:`conversations.handle`): different contacts proceed in parallel;
+- sends the outbox through ``lanpya.channels.dispatch_due``;
+- checks the new-number flood breaker;
+- writes its :class:`~lanpya.models.Heartbeat` (kind "worker") for /healthz.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from conversations import claim, limits
+from conversations.handle import Handler
+from conversations.rasa import RasaClient
+from conversations.services import Answers, module
+from lanpya import clock
+from lanpya.config import Config
+from lanpya.db import Database
+from lanpya.models import Heartbeat
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY_S = 5.0
+FLOOD_CHECK_EVERY_S = 2.0
+SPOOL_EVERY_S = 5.0
+#: idle wait between polls of the inbound queue and the outbox
+POLL_S = 0.05
+
+
+class Worker:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        name: str | None = None,
+        *,
+        threads: int = 4,
+        rasa: RasaClient | None = None,
+        dispatch: bool = True,
+    ):
+        self.config = config
+        self.db = db
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        # SQLite has one writer: more threads only queue on its lock
+        self.threads = 1 if db.is_sqlite else max(1, threads)
+        self.rasa = rasa or RasaClient(config.rasa_url)
+        self.handler = Handler(config, db, self.rasa, self.name, Answers(config))
+        self.dispatch_enabled = dispatch
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="conv")
+        self._inflight: set[Future] = set()
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        #: outcomes, counted (for tests and the heartbeat detail)
+        self.outcomes: dict[str, int] = {}
+
+    # ------------------------------------------------------------------
+    def _due(self, what: str, every: float) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(what, 0.0) >= every:
+            self._last[what] = now
+            return True
+        return False
+
+    def _done(self, fut: Future) -> None:
+        with self._lock:
+            self._inflight.discard(fut)
+            try:
+                outcome = fut.result()
+            except Exception:  # handle() catches its own; this is a bug
+                logger.exception("worker thread failed")
+                outcome = "crash"
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.wake.set()
+
+    def free_slots(self) -> int:
+        with self._lock:
+            return self.threads - len(self._inflight)
+
+    def claim_and_submit(self) -> int:
+        free = self.free_slots()
+        if free <= 0:
+            return 0
+        ids = claim.claim(self.db, self.name, free)
+        for inbound_id in ids:
+            fut = self._pool.submit(self.handler.handle, inbound_id)
+            with self._lock:
+                self._inflight.add(fut)
+            fut.add_done_callback(self._done)
+        return len(ids)
+
+    def dispatch(self) -> int:
+        if not self.dispatch_enabled:
+            return 0
+        channels = module("lanpya.channels")
+        if channels is None or not hasattr(channels, "dispatch_due"):
+            return 0
+        try:
+            return channels.dispatch_due(self.db, self.config, self.name, 50) or 0
+        except Exception:
+            logger.exception("dispatching the outbox failed")
+            return 0
+
+    def replay_spool(self) -> int:
+        for path in ("lanpya.spool", "lanpya.channels.spool"):
+            mod = module(path) if _importable(path) else None
+            if mod is not None and hasattr(mod, "replay"):
+                try:
+                    return mod.replay(self.db, self.config) or 0
+                except Exception:
+                    logger.exception("replaying the spool failed")
+                    return 0
+        return 0
+
+    def heartbeat(self) -> None:
+        detail = " ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items()))[:200]
+        try:
+            with self.db.session() as s:
+                s.merge(Heartbeat(name=self.name, kind="worker", pid=os.getpid(), beat_at=clock.now(), detail=detail))
+        except Exception:
+            logger.exception("heartbeat failed")
+
+    def check_flood(self) -> None:
+        try:
+            with self.db.session() as s:
+                limits.check_flood(s, clock.now(), self.config.new_sender_limit_per_min)
+        except Exception:
+            logger.exception("flood check failed")
+
+    # ------------------------------------------------------------------
+    def step(self) -> int:
+        """One pass of the loop; returns how much work it found."""
+        work = 0
+        if self._due("spool", SPOOL_EVERY_S):
+            work += self.replay_spool()
+        if self._due("flood", FLOOD_CHECK_EVERY_S):
+            self.check_flood()
+        try:
+            work += self.claim_and_submit()
+        except Exception:
+            logger.exception("claiming failed")
+            time.sleep(1)
+        work += self.dispatch()
+        if self._due("heartbeat", HEARTBEAT_EVERY_S):
+            self.heartbeat()
+        return work
+
+    def run(self) -> None:
+        logger.info("worker %s started (%d threads)", self.name, self.threads)
+        self.heartbeat()
+        while not self.stopping.is_set():
+            if self.step() == 0:
+                self.wake.wait(POLL_S)
+                self.wake.clear()
+        self.shutdown()
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Run until nothing is queued, in flight or due (tests and ``lanpya say``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            work = self.step()
+            with self._lock:
+                busy = bool(self._inflight)
+            if not work and not busy:
+                return
+            if busy:
+                self.wake.wait(POLL_S)
+                self.wake.clear()
+        raise TimeoutError("worker did not drain")
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+        released = claim.release(self.db, self.name)
+        if released:
+            logger.info("released %d claimed messages", released)
+        logger.info("worker %s stopped", self.name)
+
+
+def _importable(path: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(path) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def main(config: Config, db: Database, name: str | None = None) -> None:
+    worker = Worker(config, db, name=name)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    worker.run()

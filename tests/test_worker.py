@@ -1,0 +1,135 @@
+"""The conversation worker against a fake Rasa (tests/rasa_fake.py):
+order per contact, replies in the outbox, Rasa down and back, sessions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from conversations.rasa import RasaClient
+from conversations.worker import Worker
+from lanpya.ingest import receive
+from lanpya.models import Contact, Heartbeat, Inbound, Outbox
+from tests.rasa_fake import FakeRasa
+
+
+@pytest.fixture
+def rasa():
+    with FakeRasa() as fake:
+        yield fake
+
+
+def make_worker(config, db, rasa, **kw) -> Worker:
+    return Worker(config, db, name=kw.pop("name", "w1"), rasa=RasaClient(rasa.url, timeout=5), dispatch=False, **kw)
+
+
+def say(db, text: str, sender: str = "+959250000001", n: int = 0, channel: str = "sms") -> int:
+    with db.session() as s:
+        return receive(s, channel=channel, provider_id=f"SM{sender}-{n}-{text}"[:80], address=sender, text=text).inbound_id
+
+
+def replies(db, inbound_id: int) -> list[str]:
+    with db.session() as s:
+        return [
+            r.body
+            for r in s.scalars(select(Outbox).where(Outbox.inbound_id == inbound_id).order_by(Outbox.seq))
+        ]
+
+
+def test_messages_of_one_contact_are_answered_in_arrival_order(config, db, rasa, clock):
+    ids = [say(db, f"question number {i}", n=i) for i in range(6)]
+    other = say(db, "hello from someone else", sender="+959250000002")
+    worker = make_worker(config, db, rasa)
+    worker.drain()
+    with db.session() as s:
+        uuid = s.scalar(select(Contact.uuid).join(Inbound, Inbound.contact_id == Contact.id).where(Inbound.id == ids[0]))
+        states = {m.id: m.state for m in s.scalars(select(Inbound))}
+    assert rasa.messages_from(uuid) == [f"question number {i}" for i in range(6)]
+    assert all(states[i] == Inbound.DONE for i in ids + [other])
+    for i, inbound_id in enumerate(ids):
+        assert replies(db, inbound_id) == [f"re: question number {i}"]
+    # Rasa saw a random id, never the number
+    assert all(not s.startswith("+") and "959" not in s for s, _, _ in rasa.received)
+    assert rasa.overlaps == 0
+
+
+def test_intent_confidence_and_metadata_reach_the_inbound_row(config, db, rasa, clock):
+    rasa.scripted["hello there"] = {"intent": "greet", "confidence": 0.77}
+    inbound_id = say(db, "hello there")
+    make_worker(config, db, rasa).drain()
+    with db.session() as s:
+        msg = s.get(Inbound, inbound_id)
+        assert (msg.intent, msg.confidence, msg.language) == ("greet", 0.77, "en")
+    _, _, metadata = rasa.received[0]
+    assert metadata == {"language": "en", "channel": "sms", "risk": None}
+
+
+def test_multiple_bot_messages_become_ordered_outbox_rows(config, db, rasa, clock):
+    rasa.scripted["menu please"] = {"messages": [{"text": "first"}, {"text": "second"}, {"text": "third"}]}
+    inbound_id = say(db, "menu please")
+    make_worker(config, db, rasa).drain()
+    assert replies(db, inbound_id) == ["first", "second", "third"]
+
+
+def test_rasa_down_loses_nothing_and_answers_after_restart(config, db, rasa, clock):
+    rasa.stop()
+    first = say(db, "is this agency licensed", n=1)
+    worker = make_worker(config, db, rasa)
+    worker.drain()
+    with db.session() as s:
+        msg = s.get(Inbound, first)
+        assert msg.state == Inbound.QUEUED and msg.attempts == 1
+        assert msg.next_attempt_at > clock.now()
+    second = say(db, "second question while down", n=2)
+    # retries with backoff while Rasa is away
+    for _ in range(4):
+        clock.advance(seconds=16)
+        worker.drain()
+    with db.session() as s:
+        assert s.get(Inbound, first).attempts >= 2
+        assert s.get(Inbound, second).state == Inbound.QUEUED  # waits behind the first
+    rasa.start()
+    clock.advance(seconds=16)
+    worker.drain()
+    assert replies(db, first)[-1] == "re: is this agency licensed"
+    assert replies(db, second) == ["re: second question while down"]
+
+
+def test_session_restarts_after_inactivity(config, db, rasa, clock):
+    say(db, "hello there", n=1)
+    worker = make_worker(config, db, rasa)
+    worker.drain()
+    clock.advance(minutes=config.session_timeout_min - 1)
+    say(db, "still here", n=2)
+    worker.drain()
+    assert rasa.restarts == []
+    clock.advance(minutes=config.session_timeout_min + 1)
+    say(db, "back again", n=3)
+    worker.drain()
+    assert len(rasa.restarts) == 1
+    with db.session() as s:
+        contact = s.scalars(select(Contact)).one()
+        assert contact.session_started_at == clock.now()
+        assert contact.uuid == rasa.restarts[0]
+
+
+def test_heartbeat_is_written(config, db, rasa, clock):
+    worker = make_worker(config, db, rasa, name="hb-worker")
+    worker.heartbeat()
+    with db.session() as s:
+        beat = s.get(Heartbeat, "hb-worker")
+        assert beat.kind == "worker" and beat.beat_at == clock.now()
+
+
+def test_expired_lease_of_a_dead_worker_is_reclaimed(config, db, rasa, clock):
+    from conversations import claim
+
+    inbound_id = say(db, "hello there")
+    assert claim.claim(db, "dead-worker", 5) == [inbound_id]
+    assert claim.claim(db, "w1", 5) == []  # held
+    clock.advance(seconds=claim.LEASE.total_seconds() + 1)
+    make_worker(config, db, rasa).drain()
+    assert replies(db, inbound_id) == ["re: hello there"]
+    assert timedelta(0) < claim.LEASE
