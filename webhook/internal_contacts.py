@@ -1,0 +1,52 @@
+"""Internal API about one contact, for Rasa's action server.
+
+Every route needs the internal token (``webhook.ext.internal_only``). The
+contact is named by its random ``uuid`` (what Rasa knows), never by number.
+
+- ``POST /internal/contacts/<uuid>/language`` ``{"language"}`` → ``{"ok": true}``
+  (conversation: the contact chose a language; detection no longer overrides it)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, jsonify, request
+from sqlalchemy import select
+
+from lanpya.models import Contact
+from webhook.ext import db, internal_only
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("internal_contacts", __name__, url_prefix="/internal")
+
+LANGUAGES = ("en", "my", "kac", "shn")
+
+
+def _contact(session, uuid: str) -> Contact:
+    contact = session.scalar(select(Contact).where(Contact.uuid == uuid))
+    if contact is None or contact.erased_at is not None:
+        abort(404)
+    return contact
+
+
+def _json() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, "expected a JSON object")
+    return data
+
+
+@bp.post("/contacts/<uuid>/language")
+@internal_only
+def set_language(uuid: str):
+    language = _json().get("language")
+    if language not in LANGUAGES:
+        return jsonify({"error": f"language must be one of {', '.join(LANGUAGES)}"}), 400
+    with db().session() as s:
+        contact = _contact(s, uuid)
+        contact.language = language
+        contact.language_chosen = True
+        logger.info("contact %s chose language %s", contact.id, language)
+    return jsonify({"ok": True})
