@@ -20,7 +20,7 @@ from lanpya.db import Database, normalise_url, upgrade
 from lanpya.models import Base
 from tests.support import CACHE, RASA_PYTHON, ROOT
 
-pytest_plugins = ["tests.logcheck"]
+pytest_plugins = ["tests.logcheck", "tests.fakes"]
 
 TEST_KEYS = {
     "data": crypto.new_key(),
