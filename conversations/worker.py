@@ -191,6 +191,7 @@ class Worker:
         released = claim.release(self.db, self.name)
         if released:
             logger.info("released %d claimed messages", released)
+        self.heartbeat()
         logger.info("worker %s stopped", self.name)
 
 
