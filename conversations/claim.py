@@ -15,6 +15,11 @@ died). So for one contact the claims are serialised by the row lock, and at
 most one message is ``processing`` at a time; the next one becomes the head
 only after the previous one left ``processing``.
 
+While the head waits for Rasa (in backoff after a failure), the messages
+behind it are *screened* one at a time, in order: keywords (STOP …), risk
+words (a case opens) and hand-off take effect at once; then the message goes
+back to the queue (``screened_at`` set) to be answered in its turn.
+
 On SQLite every write transaction starts with ``BEGIN IMMEDIATE`` (see
 lanpya.db), which serialises claim transactions the same way; one worker is
 the supported set-up there.
@@ -23,9 +28,11 @@ the supported set-up there.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import aliased
 
 from lanpya import clock
 from lanpya.db import Database
@@ -37,28 +44,62 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(seconds=90)
 
 
-def claim(db: Database, owner: str, limit: int, lease: timedelta = LEASE) -> list[int]:
-    """Claim up to ``limit`` messages, at most one per contact; returns inbound ids."""
+@dataclass(frozen=True)
+class Claim:
+    inbound_id: int
+    #: True: only screen it (keywords, risk words, hand-off) because an earlier
+    #: message of the same contact is waiting for Rasa; it goes back to the
+    #: queue and is answered in order later
+    screen: bool = False
+
+
+def claim(db: Database, owner: str, limit: int, lease: timedelta = LEASE) -> list[Claim]:
+    """Claim up to ``limit`` messages, at most one per contact."""
     if limit <= 0:
         return []
     now = clock.now()
-    claimed: list[int] = []
+    claimed: list[Claim] = []
+    pending = (Inbound.QUEUED, Inbound.PROCESSING)
     with db.session() as s:
+        # contacts whose head (oldest pending message) is due
+        earlier = aliased(Inbound)
+        no_earlier = ~(
+            select(earlier.id)
+            .where(earlier.contact_id == Inbound.contact_id, earlier.state.in_(pending), earlier.id < Inbound.id)
+            .exists()
+        )
         due = or_(
             and_(Inbound.state == Inbound.QUEUED, Inbound.next_attempt_at <= now),
             and_(Inbound.state == Inbound.PROCESSING, Inbound.lease_until < now),
         )
-        first = func.min(Inbound.id).label("first")
-        candidates = s.execute(
-            select(Inbound.contact_id, first)
-            .where(due)
-            .group_by(Inbound.contact_id)
-            .order_by(first)
-            .limit(limit * 4)
+        heads = s.execute(
+            select(Inbound.contact_id, Inbound.id).where(due, no_earlier).order_by(Inbound.id).limit(limit * 2)
         ).all()
-        if not candidates:
+        # contacts with an unscreened message behind a head that waits for Rasa
+        waiting = aliased(Inbound)
+        behind_waiting = (
+            select(waiting.id)
+            .where(
+                waiting.contact_id == Inbound.contact_id,
+                waiting.id < Inbound.id,
+                waiting.state == Inbound.QUEUED,
+                waiting.attempts > 0,
+                waiting.next_attempt_at > now,
+            )
+            .exists()
+        )
+        to_screen = s.execute(
+            select(Inbound.contact_id, Inbound.id)
+            .where(Inbound.state == Inbound.QUEUED, Inbound.screened_at.is_(None), behind_waiting)
+            .order_by(Inbound.id)
+            .limit(limit * 2)
+        ).all()
+        order: list[int] = []
+        for row in sorted([*heads, *to_screen], key=lambda r: r.id):
+            if row.contact_id not in order:
+                order.append(row.contact_id)
+        if not order:
             return []
-        order = [c.contact_id for c in candidates]
         q = select(Contact.id).where(Contact.id.in_(order))
         if db.is_postgres:
             q = q.with_for_update(skip_locked=True, key_share=True)
@@ -66,29 +107,41 @@ def claim(db: Database, owner: str, limit: int, lease: timedelta = LEASE) -> lis
         for contact_id in order:
             if contact_id not in locked:
                 continue
-            head = s.execute(
-                select(Inbound.id, Inbound.state, Inbound.next_attempt_at, Inbound.lease_until)
-                .where(
-                    Inbound.contact_id == contact_id,
-                    Inbound.state.in_((Inbound.QUEUED, Inbound.PROCESSING)),
+            # under the contact's lock: a fresh look at its pending messages
+            rows = s.execute(
+                select(
+                    Inbound.id, Inbound.state, Inbound.next_attempt_at, Inbound.lease_until,
+                    Inbound.attempts, Inbound.screened_at,
                 )
+                .where(Inbound.contact_id == contact_id, Inbound.state.in_(pending))
                 .order_by(Inbound.id)
-                .limit(1)
-            ).first()
-            if head is None:
+                .limit(100)
+            ).all()
+            if not rows:
                 continue
-            if head.state == Inbound.PROCESSING:
-                if head.lease_until is not None and head.lease_until >= now:
-                    continue  # another worker has this contact
-                logger.warning("inbound %s: lease expired, reclaiming", head.id)
-            elif head.next_attempt_at is not None and head.next_attempt_at > now:
-                continue  # waiting for a retry: later messages wait behind it
+            if any(r.state == Inbound.PROCESSING and r.lease_until is not None and r.lease_until >= now
+                   for r in rows):
+                continue  # a worker has this contact
+            head = rows[0]
+            pick: Claim | None = None
+            if head.state == Inbound.PROCESSING or head.next_attempt_at is None or head.next_attempt_at <= now:
+                if head.state == Inbound.PROCESSING:
+                    logger.warning("inbound %s: lease expired, reclaiming", head.id)
+                pick = Claim(head.id)
+            elif head.attempts > 0:
+                follower = next(
+                    (r for r in rows[1:] if r.state == Inbound.QUEUED and r.screened_at is None), None
+                )
+                if follower is not None:
+                    pick = Claim(follower.id, screen=True)
+            if pick is None:
+                continue
             s.execute(
                 update(Inbound)
-                .where(Inbound.id == head.id)
+                .where(Inbound.id == pick.inbound_id)
                 .values(state=Inbound.PROCESSING, lease_owner=owner, lease_until=now + lease)
             )
-            claimed.append(head.id)
+            claimed.append(pick)
             if len(claimed) >= limit:
                 break
     return claimed

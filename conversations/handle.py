@@ -72,8 +72,12 @@ class Handler:
         self.answers = answers or Answers(config)
 
     # ------------------------------------------------------------------
-    def handle(self, inbound_id: int) -> str:
-        """Process one claimed message; returns what became of it (for logs and tests)."""
+    def handle(self, inbound_id: int, screen: bool = False) -> str:
+        """Process one claimed message; returns what became of it (for logs and tests).
+
+        ``screen``: an earlier message of this contact waits for Rasa; do
+        everything that does not need Rasa now (keywords, risk words, hand-off)
+        and put the message back to be answered in its turn."""
         try:
             plan_or_outcome = self._screen(inbound_id)
         except Exception:
@@ -83,6 +87,8 @@ class Handler:
         if isinstance(plan_or_outcome, str):
             return plan_or_outcome
         plan = plan_or_outcome
+        if screen:
+            return self._screened(inbound_id, plan)
         try:
             if plan.restart:
                 self.rasa.restart_session(plan.contact_uuid)
@@ -332,6 +338,21 @@ class Handler:
             return "answered"
 
     # --- Rasa is away -----------------------------------------------------------
+    def _screened(self, inbound_id: int, plan: Plan) -> str:
+        with self.db.session() as s:
+            msg = self._fenced(s, inbound_id)
+            if msg is None:
+                return "lost-lease"
+            contact = s.get(Contact, msg.contact_id)
+            if plan.case_id is not None:
+                self._reply(s, msg, contact, "case_ack", plan.language,
+                            dedupe=f"case_ack:{plan.case_id}", case_id=plan.case_id)
+            msg.screened_at = clock.now()
+            msg.state = Inbound.QUEUED
+            msg.lease_owner = None
+            msg.lease_until = None
+            return "screened"
+
     def _rasa_down(self, inbound_id: int, plan: Plan, reason: str) -> str:
         cfg = self.config
         with self.db.session() as s:

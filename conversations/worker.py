@@ -95,13 +95,13 @@ class Worker:
         free = self.free_slots()
         if free <= 0:
             return 0
-        ids = claim.claim(self.db, self.name, free)
-        for inbound_id in ids:
-            fut = self._pool.submit(self.handler.handle, inbound_id)
+        claims = claim.claim(self.db, self.name, free)
+        for c in claims:
+            fut = self._pool.submit(self.handler.handle, c.inbound_id, c.screen)
             with self._lock:
                 self._inflight.add(fut)
             fut.add_done_callback(self._done)
-        return len(ids)
+        return len(claims)
 
     def dispatch(self) -> int:
         if not self.dispatch_enabled:

@@ -127,7 +127,7 @@ def test_expired_lease_of_a_dead_worker_is_reclaimed(config, db, rasa, clock):
     from conversations import claim
 
     inbound_id = say(db, "hello there")
-    assert claim.claim(db, "dead-worker", 5) == [inbound_id]
+    assert [c.inbound_id for c in claim.claim(db, "dead-worker", 5)] == [inbound_id]
     assert claim.claim(db, "w1", 5) == []  # held
     clock.advance(seconds=claim.LEASE.total_seconds() + 1)
     make_worker(config, db, rasa).drain()

@@ -64,6 +64,9 @@ class Inbound(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id", ondelete="SET NULL"))
     #: a holding reply was sent for this message while Rasa was away
     held_reply_sent: Mapped[bool] = mapped_column(default=False)
+    #: checked for keywords and risk words while an earlier message of the
+    #: same contact waited for Rasa (it is still answered in order later)
+    screened_at: Mapped[datetime | None] = mapped_column(DateTime)
     error: Mapped[str | None] = mapped_column(String(200))
 
 

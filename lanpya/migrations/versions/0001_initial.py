@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-25 13:38:34.470094
+Create Date: 2026-11-25 14:02:30.604654
 """
 
 from alembic import op
@@ -43,16 +43,12 @@ def upgrade() -> None:
         sa.Column("erase_requested_at", sa.DateTime(), nullable=True),
         sa.Column("erased_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contact")),
-        sa.UniqueConstraint(
-            "channel", "address_hash", name=op.f("uq_contact_channel_address_hash")
-        ),
+        sa.UniqueConstraint("channel", "address_hash", name=op.f("uq_contact_channel_address_hash")),
         sa.UniqueConstraint("uuid", name=op.f("uq_contact_uuid")),
     )
     with op.batch_alter_table("contact", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_contact_audience",
-            ["subscribed", "opted_out", "language", "township"],
-            unique=False,
+            "ix_contact_audience", ["subscribed", "opted_out", "language", "township"], unique=False
         )
 
     op.create_table(
@@ -105,10 +101,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["created_by"],
-            ["staff.id"],
-            name=op.f("fk_audience_created_by_staff"),
-            ondelete="SET NULL",
+            ["created_by"], ["staff.id"], name=op.f("fk_audience_created_by_staff"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audience")),
     )
@@ -123,18 +116,13 @@ def upgrade() -> None:
         sa.Column("object_id", sa.Integer(), nullable=True),
         sa.Column("detail", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["staff_id"],
-            ["staff.id"],
-            name=op.f("fk_audit_log_staff_id_staff"),
-            ondelete="SET NULL",
+            ["staff_id"], ["staff.id"], name=op.f("fk_audit_log_staff_id_staff"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
-        batch_op.create_index(
-            "ix_audit_object", ["object_type", "object_id"], unique=False
-        )
+        batch_op.create_index("ix_audit_object", ["object_type", "object_id"], unique=False)
 
     op.create_table(
         "case",
@@ -164,29 +152,18 @@ def upgrade() -> None:
         sa.Column("anonymised", sa.Boolean(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["acknowledged_by"],
-            ["staff.id"],
-            name=op.f("fk_case_acknowledged_by_staff"),
-            ondelete="SET NULL",
+            ["acknowledged_by"], ["staff.id"], name=op.f("fk_case_acknowledged_by_staff"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["assigned_to"],
-            ["staff.id"],
-            name=op.f("fk_case_assigned_to_staff"),
-            ondelete="SET NULL",
+            ["assigned_to"], ["staff.id"], name=op.f("fk_case_assigned_to_staff"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["contact_id"],
-            ["contact.id"],
-            name=op.f("fk_case_contact_id_contact"),
-            ondelete="SET NULL",
+            ["contact_id"], ["contact.id"], name=op.f("fk_case_contact_id_contact"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_case")),
     )
     with op.batch_alter_table("case", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_case_queue", ["status", "severity", "deadline_at"], unique=False
-        )
+        batch_op.create_index("ix_case_queue", ["status", "severity", "deadline_at"], unique=False)
 
     op.create_table(
         "shift",
@@ -198,16 +175,10 @@ def upgrade() -> None:
         sa.Column("rank", sa.Integer(), nullable=False),
         sa.Column("supervisor_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["staff_id"],
-            ["staff.id"],
-            name=op.f("fk_shift_staff_id_staff"),
-            ondelete="CASCADE",
+            ["staff_id"], ["staff.id"], name=op.f("fk_shift_staff_id_staff"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["supervisor_id"],
-            ["staff.id"],
-            name=op.f("fk_shift_supervisor_id_staff"),
-            ondelete="SET NULL",
+            ["supervisor_id"], ["staff.id"], name=op.f("fk_shift_supervisor_id_staff"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_shift")),
     )
@@ -227,21 +198,13 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["approved_by"],
-            ["staff.id"],
-            name=op.f("fk_campaign_approved_by_staff"),
-            ondelete="SET NULL",
+            ["approved_by"], ["staff.id"], name=op.f("fk_campaign_approved_by_staff"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["audience_id"],
-            ["audience.id"],
-            name=op.f("fk_campaign_audience_id_audience"),
+            ["audience_id"], ["audience.id"], name=op.f("fk_campaign_audience_id_audience")
         ),
         sa.ForeignKeyConstraint(
-            ["created_by"],
-            ["staff.id"],
-            name=op.f("fk_campaign_created_by_staff"),
-            ondelete="SET NULL",
+            ["created_by"], ["staff.id"], name=op.f("fk_campaign_created_by_staff"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign")),
     )
@@ -253,23 +216,15 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["case_id"],
-            ["case.id"],
-            name=op.f("fk_case_note_case_id_case"),
-            ondelete="CASCADE",
+            ["case_id"], ["case.id"], name=op.f("fk_case_note_case_id_case"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["staff_id"],
-            ["staff.id"],
-            name=op.f("fk_case_note_staff_id_staff"),
-            ondelete="SET NULL",
+            ["staff_id"], ["staff.id"], name=op.f("fk_case_note_staff_id_staff"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_case_note")),
     )
     with op.batch_alter_table("case_note", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_case_note_case_id"), ["case_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_case_note_case_id"), ["case_id"], unique=False)
 
     op.create_table(
         "inbound",
@@ -294,31 +249,20 @@ def upgrade() -> None:
         sa.Column("confidence", sa.Float(), nullable=True),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("held_reply_sent", sa.Boolean(), nullable=False),
+        sa.Column("screened_at", sa.DateTime(), nullable=True),
         sa.Column("error", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(
-            ["case_id"],
-            ["case.id"],
-            name=op.f("fk_inbound_case_id_case"),
-            ondelete="SET NULL",
+            ["case_id"], ["case.id"], name=op.f("fk_inbound_case_id_case"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["contact_id"],
-            ["contact.id"],
-            name=op.f("fk_inbound_contact_id_contact"),
-            ondelete="CASCADE",
+            ["contact_id"], ["contact.id"], name=op.f("fk_inbound_contact_id_contact"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound")),
-        sa.UniqueConstraint(
-            "channel", "provider_id", name=op.f("uq_inbound_channel_provider_id")
-        ),
+        sa.UniqueConstraint("channel", "provider_id", name=op.f("uq_inbound_channel_provider_id")),
     )
     with op.batch_alter_table("inbound", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_inbound_claim", ["state", "next_attempt_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_inbound_contact_order", ["contact_id", "id"], unique=False
-        )
+        batch_op.create_index("ix_inbound_claim", ["state", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_inbound_contact_order", ["contact_id", "id"], unique=False)
         batch_op.create_index("ix_inbound_received", ["received_at"], unique=False)
 
     op.create_table(
@@ -361,10 +305,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign_message")),
         sa.UniqueConstraint(
-            "campaign_id",
-            "step",
-            "language",
-            name=op.f("uq_campaign_message_campaign_id_step_language"),
+            "campaign_id", "step", "language", name=op.f("uq_campaign_message_campaign_id_step_language")
         ),
     )
     op.create_table(
@@ -398,16 +339,10 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(), nullable=True),
         sa.Column("updated_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["case_id"],
-            ["case.id"],
-            name=op.f("fk_outbox_case_id_case"),
-            ondelete="SET NULL",
+            ["case_id"], ["case.id"], name=op.f("fk_outbox_case_id_case"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["contact_id"],
-            ["contact.id"],
-            name=op.f("fk_outbox_contact_id_contact"),
-            ondelete="CASCADE",
+            ["contact_id"], ["contact.id"], name=op.f("fk_outbox_contact_id_contact"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
             ["fire_id"],
@@ -416,31 +351,21 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["inbound_id"],
-            ["inbound.id"],
-            name=op.f("fk_outbox_inbound_id_inbound"),
-            ondelete="SET NULL",
+            ["inbound_id"], ["inbound.id"], name=op.f("fk_outbox_inbound_id_inbound"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["staff_id"],
-            ["staff.id"],
-            name=op.f("fk_outbox_staff_id_staff"),
-            ondelete="CASCADE",
+            ["staff_id"], ["staff.id"], name=op.f("fk_outbox_staff_id_staff"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_outbox_dedupe_key")),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_outbox_claim",
-            ["state", "channel", "priority", "next_attempt_at"],
-            unique=False,
+            "ix_outbox_claim", ["state", "channel", "priority", "next_attempt_at"], unique=False
         )
         batch_op.create_index("ix_outbox_contact", ["contact_id"], unique=False)
         batch_op.create_index("ix_outbox_fire", ["fire_id", "state"], unique=False)
-        batch_op.create_index(
-            "ix_outbox_provider", ["channel", "provider_id"], unique=False
-        )
+        batch_op.create_index("ix_outbox_provider", ["channel", "provider_id"], unique=False)
 
     op.create_table(
         "alert",
@@ -452,27 +377,16 @@ def upgrade() -> None:
         sa.Column("outbox_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["case_id"],
-            ["case.id"],
-            name=op.f("fk_alert_case_id_case"),
-            ondelete="CASCADE",
+            ["case_id"], ["case.id"], name=op.f("fk_alert_case_id_case"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["outbox_id"],
-            ["outbox.id"],
-            name=op.f("fk_alert_outbox_id_outbox"),
-            ondelete="SET NULL",
+            ["outbox_id"], ["outbox.id"], name=op.f("fk_alert_outbox_id_outbox"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["staff_id"],
-            ["staff.id"],
-            name=op.f("fk_alert_staff_id_staff"),
-            ondelete="CASCADE",
+            ["staff_id"], ["staff.id"], name=op.f("fk_alert_staff_id_staff"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert")),
-        sa.UniqueConstraint(
-            "case_id", "step", "staff_id", name=op.f("uq_alert_case_id_step_staff_id")
-        ),
+        sa.UniqueConstraint("case_id", "step", "staff_id", name=op.f("uq_alert_case_id_step_staff_id")),
     )
     # ### end Alembic commands ###
 
