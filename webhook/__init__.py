@@ -43,6 +43,9 @@ def create_app(config: Config | None = None, db: Database | None = None) -> Flas
 #: each area's module: it has ``init_app(app)`` or a blueprint ``bp``
 BLUEPRINTS: list[str] = [
     "webhook.health",
+    "webhook.spool",
+    "webhook.twilio",
+    "webhook.viber",
     "webhook.internal_contacts",
 ]
 

@@ -36,10 +36,11 @@ TWILIO_CODES: dict[int, tuple[str, str | None]] = {
     30001: (TRANSIENT, None),  # queue overflow
     20429: (TRANSIENT, None),  # too many requests
     20003: (TRANSIENT, None),  # authentication: an operator can fix it
-    30003: (PERMANENT, UNREACHABLE),  # unreachable handset (status callback)
+    # delivery errors reported by status callbacks
+    30003: (TRANSIENT, None),  # handset off or out of coverage: not the contact's choice
+    30004: (PERMANENT, None),  # blocked (carrier filter or recipient): not proof of an opt-out
     30005: (PERMANENT, UNREACHABLE),  # unknown destination handset
     30006: (PERMANENT, UNREACHABLE),  # landline or unreachable carrier
-    30004: (PERMANENT, OPTED_OUT),  # message blocked (recipient blocked us)
 }
 
 #: Viber status codes → (kind, contact flag)
