@@ -101,12 +101,21 @@ def syllables(text: str) -> str:
 #: common Jinghpaw words that English (and romanised Burmese) do not use
 JINGHPAW_MARKERS = frozenset(
     """
-    ngai nang shi anhte nanhte shanhte ya hpa kaw gara n nre re rai ai sai
-    mung gaw hte na ni lu ma mi hku kadai hpabaw shaloi kaning ngut ram
-    chyeju dum kaja kaja wa grai mahkawng jinghpaw sha shaga htet bungli
-    myit gumhpraw lakhpu rai ai kaja ai sa na mayu nga ai lu ai n lu ai
-    ndai ndai hta e ga makawp maga shawng hkam nu wa kanau kana jan la
-    kashu mahtang hpaji kasha num kasha la jahkrai matsan tsun dai majaw
+    ngai nang shi anhte nanhte shanhte ya hpa kaw gara n nre re rai ai sai mung
+    gaw hte na ni lu ma mi hku kadai hpabaw shaloi kaning ngut ram chyeju dum
+    kaja kaja wa grai mahkawng jinghpaw sha shaga htet bungli myit gumhpraw
+    lakhpu rai ai kaja ai sa na mayu nga ai lu ai n lu ai ndai ndai hta e ga
+    makawp maga shawng hkam nu wa kanau kana jan la kashu mahtang hpaji kasha
+    num kasha la jahkrai matsan tsun dai majaw
+    karum rit hkrit tsang lawan pru dut kau woi hkap matut shiga hkungran miwa
+    mungdan mundan kade jaw hpyi teng masu galaw lai laisin madu hpe masha
+    shinggyim htai hkum shamyit malap yawng hkring shani shata ning hpu jep sawk
+    madun garan shang sharin jawng sadi ahkaw ahkang tara maren hpyen adup
+    machyi hprawng lawt hkan mawdaw jahkrit hpang kaga mungkan nta makau raitim
+    nna grau lata galai myen wunpawng hkying hkra yaw sahte kam kabu shaman
+    karai kasang jahpawt shana hpawt labau poi manau marang htu mahkawn ngay
+    kanin gumpraw cheju kaba kba chyejuu hka shap hpyet kap seng kasin htawt
+    shangun shamat kajaai kja jinghku nhtoi tsaw jahpu hpaga ming
     """.split()
 )
 #: common English words, to weigh against the Jinghpaw markers

@@ -1,0 +1,92 @@
+"""The app's language detector (lanpya.text.detect_language) on the held-out
+NLU sets: Jinghpaw texts must be recognised as ``kac`` and English texts must
+not be mistaken for Jinghpaw (a wrong guess switches the contact's language).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lanpya.text import ENGLISH_MARKERS, JINGHPAW_MARKERS, ROMANISED_BURMESE, detect_language
+
+ROOT = Path(__file__).resolve().parent.parent
+HELDOUT = ROOT / "bot" / "heldout"
+# [text](entity:value) and [text]{"entity": ...}: keep only the text
+_ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
+
+
+def heldout_texts(language: str) -> list[str]:
+    path = HELDOUT / f"{language}.yml"
+    if not path.exists():
+        pytest.skip(f"{path.relative_to(ROOT)} not written yet")
+    texts = []
+    for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+        for line in str(block.get("examples", "")).splitlines():
+            line = line.strip()
+            if line.startswith("- "):
+                texts.append(_ANNOTATION.sub(r"\1", line[2:]))
+    assert len(texts) >= 24 * 8, f"{path.name}: only {len(texts)} examples"
+    return texts
+
+
+def shares(texts: list[str]) -> Counter:
+    return Counter(detect_language(t) for t in texts)
+
+
+def test_jinghpaw_heldout_is_detected_as_kac():
+    texts = heldout_texts("kac")
+    got = shares(texts)
+    assert got["kac"] / len(texts) >= 0.90, got
+
+
+def test_jinghpaw_heldout_is_never_taken_for_burmese_or_shan():
+    got = shares(heldout_texts("kac"))
+    assert got["my"] + got["shn"] <= 2, got
+
+
+def test_english_heldout_is_not_taken_for_jinghpaw():
+    texts = heldout_texts("en")
+    got = shares(texts)
+    assert got["kac"] / len(texts) <= 0.02, got
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ENGLISH_MARKERS (lead-owned) lacks short English words such as ok, sure, "
+    "yeah, bye, goodbye, good, night, options, language, news, so 26 of 242 English "
+    "held-out texts come back undecided (None). Drop this mark when it passes.",
+)
+def test_english_heldout_is_detected_as_en():
+    texts = heldout_texts("en")
+    got = shares(texts)
+    assert got["en"] / len(texts) >= 0.90, got
+
+
+def test_jinghpaw_markers_stay_out_of_the_english_and_burmese_lists():
+    assert not JINGHPAW_MARKERS & ENGLISH_MARKERS
+    # these five were shared before nlu-kac extended the list; nothing new may be
+    shared = JINGHPAW_MARKERS & ROMANISED_BURMESE
+    assert shared <= {"shi", "ya", "sa", "ma", "ga"}, shared
+
+
+@pytest.mark.parametrize(
+    "text, language",
+    [
+        ("Ngai a kanau num hpe broker Miwa mungdan de woi mat sai", "kac"),
+        ("karum rit lawan", "kac"),
+        ("Tai mungdan de tara hte maren kaning sa na", "kac"),
+        ("chyeju kaba sai", "kac"),
+        ("my sister was taken to china by a broker", "en"),
+        ("how do i check an agency licence", "en"),
+        ("thailand ko thwar chin tal", "my"),
+        ("nay kaung lar", "my"),
+        ("ok", None),
+    ],
+)
+def test_single_messages(text, language):
+    assert detect_language(text) == language
