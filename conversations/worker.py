@@ -47,7 +47,7 @@ class Worker:
         db: Database,
         name: str | None = None,
         *,
-        threads: int = 4,
+        threads: int | None = None,
         rasa: RasaClient | None = None,
         dispatch: bool = True,
     ):
@@ -55,8 +55,8 @@ class Worker:
         self.db = db
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         # SQLite has one writer: more threads only queue on its lock
-        self.threads = 1 if db.is_sqlite else max(1, threads)
-        self.rasa = rasa or RasaClient(config.rasa_url)
+        self.threads = 1 if db.is_sqlite else max(1, threads or config.worker_threads)
+        self.rasa = rasa or RasaClient(config.rasa_url, timeout=config.rasa_timeout_s)
         self.handler = Handler(config, db, self.rasa, self.name, Answers(config))
         self.dispatch_enabled = dispatch
         self.stopping = threading.Event()

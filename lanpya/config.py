@@ -91,6 +91,8 @@ class Config:
     hotline_number: str = ""
     default_language: str = "my"
     holding_reply_after_s: int = 60
+    rasa_timeout_s: float = 20.0
+    worker_threads: int = 4
     session_timeout_min: int = 60
     sender_limit_per_min: int = 20
     new_sender_limit_per_min: int = 200
@@ -157,6 +159,8 @@ class Config:
             hotline_number=env.get("HOTLINE_NUMBER", ""),
             default_language=env.get("DEFAULT_LANGUAGE", "my"),
             holding_reply_after_s=_int(env, "HOLDING_REPLY_AFTER_S", 60),
+            rasa_timeout_s=_float(env, "RASA_TIMEOUT_S", 20.0),
+            worker_threads=_int(env, "WORKER_THREADS", 4),
             session_timeout_min=_int(env, "SESSION_TIMEOUT_MIN", 60),
             sender_limit_per_min=_int(env, "SENDER_LIMIT_PER_MIN", 20),
             new_sender_limit_per_min=_int(env, "NEW_SENDER_LIMIT_PER_MIN", 200),
