@@ -56,7 +56,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         # SQLite has one writer: more threads only queue on its lock
         self.threads = 1 if db.is_sqlite else max(1, threads or config.worker_threads)
-        self.rasa = rasa or RasaClient(config.rasa_url, timeout=config.rasa_timeout_s)
+        self.rasa = rasa or RasaClient(config.rasa_url, timeout=config.rasa_timeout_s, auth_token=config.rasa_auth_token)
         self.handler = Handler(config, db, self.rasa, self.name, Answers(config))
         self.dispatch_enabled = dispatch
         self.stopping = threading.Event()
