@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlparse
 BOT = Path(__file__).resolve().parent
 ROOT = BOT.parent
 #: what the model is trained from; a change to any of these retrains
-TRAINING_INPUTS = ("config.yml", "domain.yml", "domain", "data")
+TRAINING_INPUTS = ("config.yml", "domain.yml", "domain", "data", "components")
 
 
 def env(key: str, default: str = "") -> str:
@@ -54,6 +54,8 @@ def training_hash(bot: Path = BOT) -> str:
         base = bot / name
         files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else [base]
         for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
             if path.exists() and not path.name.startswith("."):
                 digest.update(str(path.relative_to(bot)).encode())
                 digest.update(path.read_bytes())

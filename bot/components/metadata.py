@@ -1,0 +1,95 @@
+"""NLU components that read what the worker sends with each message.
+
+- ``MetadataLanguage`` adds a ``meta_language`` entity from
+  ``metadata.language`` (the contact's language as the app knows it), which
+  fills the ``language`` slot, so the NLG endpoint answers in that language.
+  A language named in the text itself ("in Shan please") is the ``language``
+  entity and wins.
+- ``RiskRouter`` honours the app's risk lexicon: when ``metadata.risk`` is
+  set (a trafficking word matched) the message is a report, even if the
+  classifier picked another intent. Risk of severity ``emergency`` goes to the ``emergency`` intent. The
+  classifier's own answer stays in ``intent_ranking`` and in
+  ``risk_override``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY
+from rasa.shared.nlu.training_data.message import Message
+
+LANGUAGES = ("en", "my", "kac", "shn")
+REPORT_INTENTS = ("report_concern", "emergency")
+#: lexicon severities that mean "danger now" (lanpya Case.SEVERITIES: emergency, urgent, normal)
+URGENT = ("emergency",)
+
+
+def _metadata(message: Message) -> Dict[Text, Any]:
+    metadata = message.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
+class MetadataLanguage(GraphComponent):
+    """The contact's language from the message metadata, as an entity."""
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "MetadataLanguage":
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            language = _metadata(message).get("language")
+            if language not in LANGUAGES:
+                continue
+            entities = list(message.get(ENTITIES) or [])
+            if any(e.get("entity") == "language" for e in entities):
+                continue
+            entities.append(
+                {"entity": "meta_language", "value": language, "extractor": "MetadataLanguage",
+                 "confidence_entity": 1.0}
+            )
+            message.set(ENTITIES, entities, add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class RiskRouter(GraphComponent):
+    """A risk-lexicon hit in the metadata makes the message a report."""
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "RiskRouter":
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            risk = _metadata(message).get("risk")
+            if not isinstance(risk, dict):
+                continue
+            predicted: Optional[Dict[Text, Any]] = message.get(INTENT) or {}
+            if predicted.get("name") in REPORT_INTENTS:
+                continue
+            target = "emergency" if str(risk.get("severity", "")).lower() in URGENT else "report_concern"
+            message.set("risk_override", {"from": predicted.get("name"), "confidence": predicted.get("confidence")},
+                        add_to_output=True)
+            message.set(INTENT, {"name": target, "confidence": 1.0}, add_to_output=True)
+            ranking = [r for r in (message.get(INTENT_RANKING_KEY) or []) if r.get("name") != target]
+            message.set(INTENT_RANKING_KEY, [{"name": target, "confidence": 1.0}, *ranking], add_to_output=True)
+        return messages
