@@ -120,7 +120,9 @@ def _parse(at: str):
 def _apply_twilio_status(session: Session, payload: dict, at: str | None) -> Any:
     from lanpya.channels.status import apply_twilio_status
 
-    return apply_twilio_status(session, payload["sid"], payload["status"], payload.get("error_code"))
+    return apply_twilio_status(
+        session, payload["sid"], payload["status"], payload.get("error_code"), payload.get("ref")
+    )
 
 
 def _apply_viber_status(session: Session, payload: dict, at: str | None) -> Any:

@@ -56,7 +56,7 @@ def test_sms_reply_goes_through_the_real_twilio_client(pdb, provider_config, fak
     assert len(fake_twilio.messages) == 1
     sent = fake_twilio.messages[0]
     assert (sent.to, sent.body, sent.from_) == (PHONE, "မင်္ဂလာပါ Lanpya", TWILIO_FROM)
-    assert sent.status_callback == provider_config.public_url + "/sms/twilio/status"
+    assert sent.status_callback == provider_config.public_url + f"/sms/twilio/status?o={rid}"
     r = row(pdb, rid)
     assert r.state == Outbox.SENT and r.provider_id == sent.sid and r.provider_status == "queued"
     assert r.encoding == "UCS-2" and r.segments == 1 and r.attempts == 1 and r.sent_at == clock.now()

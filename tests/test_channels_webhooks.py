@@ -326,3 +326,32 @@ def test_conversation_started_answers_with_a_welcome_and_language_keyboard(wclie
     assert len(answer["keyboard"]["Buttons"]) == 4
     with db.session() as s:  # nothing stored for someone who only opened the chat
         assert s.scalar(select(func.count()).select_from(Contact)) == 0
+
+
+def test_status_that_overtakes_the_send_commit_is_kept(wclient, db, clock):
+    """Twilio can call back before the dispatcher has committed the sid; the
+    outbox id in the signed StatusCallback URL finds the row, and the
+    dispatcher's later commit does not move the status backwards."""
+    from lanpya.channels.dispatch import Claimed, _record
+    from lanpya.channels.errors import SendOutcome
+
+    sid = "SM" + "b" * 32
+    with db.session() as s:
+        c = get_or_create_contact(s, "sms", PHONE)
+        row = enqueue(s, body="hi", channel="sms", contact=c)
+        row.state, row.lease_owner, row.attempts = Outbox.SENDING, "w1", 1
+        rid = row.id
+    resp = post_twilio(wclient, f"/sms/twilio/status?o={rid}", status_form("delivered", sid=sid))
+    assert resp.status_code == 200
+    with db.session() as s:
+        row = s.get(Outbox, rid)
+        assert (row.state, row.provider_status) == (Outbox.SENDING, "delivered")
+        _record(s, Claimed(rid, "sms", "reply", PHONE, "hi", None, 1, row.contact_id), "w1",
+                SendOutcome(provider_id=sid, provider_status="queued"))
+    with db.session() as s:
+        row = s.get(Outbox, rid)
+        assert (row.state, row.provider_status, row.provider_id) == (Outbox.DELIVERED, "delivered", sid)
+    # a ref that points at another message's row is not trusted
+    resp = post_twilio(wclient, f"/sms/twilio/status?o={rid}", status_form("failed", sid="SM" + "c" * 32))
+    with db.session() as s:
+        assert s.get(Outbox, rid).state == Outbox.DELIVERED

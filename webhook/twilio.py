@@ -124,8 +124,11 @@ def status():
     error_code = (form.get("ErrorCode") or "").strip() or None
     if error_code is not None and not error_code.isdigit():
         abort(400, description="ErrorCode must be a number")
+    ref = request.args.get("o", "")
     result = persist(
-        "twilio_status", {"sid": form["MessageSid"].strip(), "status": status, "error_code": error_code}
+        "twilio_status",
+        {"sid": form["MessageSid"].strip(), "status": status, "error_code": error_code,
+         "ref": int(ref) if ref.isdigit() and len(ref) < 12 else None},
     )
     if result == "unknown":
         logger.info("twilio: status for an unknown message")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from lanpya import clock
 from lanpya.channels import rate
 from lanpya.channels.errors import MAX_ATTEMPTS, OPTED_OUT, UNREACHABLE, SendOutcome, backoff
+from lanpya.channels.status import RANK, STATE
 from lanpya.channels.twilio_sender import TwilioSender
 from lanpya.channels.viber_sender import BROADCAST_MAX, ViberSender
 from lanpya.config import Config
@@ -204,7 +205,11 @@ def _record(session: Session, item: Claimed, worker: str, outcome: SendOutcome) 
     if outcome.ok:
         row.state = Outbox.SENT
         row.provider_id = outcome.provider_id
-        row.provider_status = outcome.provider_status
+        # a status callback may have overtaken this commit: never move backwards
+        if RANK.get(outcome.provider_status or "", -1) > RANK.get(row.provider_status or "", -1):
+            row.provider_status = outcome.provider_status
+        if row.provider_status in STATE:
+            row.state = STATE[row.provider_status]
         row.sent_at = now
         row.error = None
         row.error_code = None
@@ -225,7 +230,7 @@ def _record(session: Session, item: Claimed, worker: str, outcome: SendOutcome) 
 
 def _send_one(db: Database, sender, item: Claimed, worker: str) -> str:
     try:
-        outcome = sender.send(item.to, item.body, item.extra)
+        outcome = sender.send(item.to, item.body, item.extra, ref=item.id)
     except Exception as exc:  # noqa: BLE001 - a bug must not leave the row in flight
         logger.exception("outbox %s: sender raised %s", item.id, type(exc).__name__)
         from lanpya.channels.errors import ProviderError

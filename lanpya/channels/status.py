@@ -63,6 +63,7 @@ def _advance(session: Session, row: Outbox, status: str, error_code: str | None)
     moved = RANK[status] > current
     if moved:
         row.provider_status = status
+        # a row still in flight keeps "sending": the dispatcher records the outcome
         if status in STATE and row.state not in (Outbox.QUEUED, Outbox.SENDING):
             row.state = STATE[status]
     if error_code and moved:
@@ -70,7 +71,9 @@ def _advance(session: Session, row: Outbox, status: str, error_code: str | None)
     return moved
 
 
-def apply_twilio_status(session: Session, sid: str, status: str, error_code: str | None = None) -> str:
+def apply_twilio_status(
+    session: Session, sid: str, status: str, error_code: str | None = None, ref: int | None = None
+) -> str:
     """Record one Twilio status callback. Returns "updated", "stale" or "unknown".
 
     ``status`` must be in :data:`TWILIO_STATUSES` (the webhook refuses others).
@@ -80,6 +83,12 @@ def apply_twilio_status(session: Session, sid: str, status: str, error_code: str
     row = session.scalar(
         select(Outbox).where(Outbox.channel == Contact.SMS, Outbox.provider_id == sid).limit(1)
     )
+    if row is None and ref is not None:
+        # the callback overtook the commit of the sid (``ref`` is the outbox id
+        # we put in the StatusCallback URL, which Twilio signed)
+        candidate = session.get(Outbox, ref)
+        if candidate is not None and candidate.channel == Contact.SMS and candidate.provider_id in (None, sid):
+            row = candidate
     if row is None:
         return "unknown"
     code = f"twilio:{error_code}" if error_code else None

@@ -30,6 +30,9 @@ class TwilioSender:
             config.twilio_account_sid,
             config.twilio_auth_token,
             http_client=TwilioHttpClient(timeout=timeout, logger=_quiet),
+            # settings come from Config only: a non-empty mapping without TWILIO_* keys
+            # stops the client from reading TWILIO_EDGE / TWILIO_REGION from os.environ
+            environment={"LANPYA": "config"},
         )
         # every call of the Api domain (Messages included) goes to this base URL;
         # production leaves it at https://api.twilio.com, tests point it at the fake
@@ -44,8 +47,11 @@ class TwilioSender:
             and (config.twilio_from_number or config.twilio_messaging_service_sid)
         )
 
-    def send(self, to: str, body: str, extra: dict | None = None) -> SendOutcome:
-        kwargs: dict = {"to": to, "body": body, "status_callback": self.status_callback}
+    def send(self, to: str, body: str, extra: dict | None = None, ref: int | None = None) -> SendOutcome:
+        """``ref`` (the outbox id) goes into the StatusCallback URL, so a callback
+        that overtakes our own commit of the message sid still finds its row."""
+        callback = self.status_callback + (f"?o={ref}" if ref is not None else "")
+        kwargs: dict = {"to": to, "body": body, "status_callback": callback}
         if self.config.twilio_messaging_service_sid:
             kwargs["messaging_service_sid"] = self.config.twilio_messaging_service_sid
         else:

@@ -70,7 +70,7 @@ class ViberSender:
                                           str(answer.get("status_message", "")))
         return answer, None
 
-    def send(self, to: str, body: str, extra: dict | None = None) -> SendOutcome:
+    def send(self, to: str, body: str, extra: dict | None = None, ref: int | None = None) -> SendOutcome:
         data = self.payload(body, extra)
         data["receiver"] = to
         answer, error = self._post("send_message", data)
