@@ -297,7 +297,9 @@ def _add_area_commands() -> None:
 
 
 #: (module, click command) of each area; listed here, wired here
-AREA_COMMANDS: list[tuple[str, str]] = []
+AREA_COMMANDS: list[tuple[str, str]] = [
+    ("lanpya.channels.cli", "channels"),
+]
 
 _add_area_commands()
 

@@ -79,6 +79,18 @@ class ViberSender:
         token = answer.get("message_token") if answer else None
         return SendOutcome(provider_id=str(token) if token is not None else None, provider_status="sent")
 
+    def set_webhook(self, url: str) -> tuple[bool, str]:
+        """Register ``url`` (PUBLIC_URL + /viber) as the bot's webhook. Viber
+        calls it back with a signed ``webhook`` event before answering."""
+        answer, error = self._post(
+            "set_webhook",
+            {"url": url, "event_types": ["delivered", "seen", "failed", "subscribed", "unsubscribed",
+                                         "conversation_started"], "send_name": False, "send_photo": False},
+        )
+        if error is not None:
+            return False, error.code
+        return True, "ok"
+
     def broadcast(self, receivers: list[str], body: str, extra: dict | None = None) -> BroadcastOutcome:
         """One broadcast_message call; ``receivers`` must be at most 300."""
         if not 0 < len(receivers) <= BROADCAST_MAX:
