@@ -24,6 +24,30 @@ class ConfigError(RuntimeError):
     """A required setting is missing or wrong; the message names the key."""
 
 
+#: USD, indicative list prices; set SEGMENT_PRICES for the operator's real ones
+DEFAULT_SEGMENT_PRICES = {"sms:MM": 0.2, "sms:TH": 0.03, "sms:CN": 0.04, "sms:MY": 0.05, "sms:*": 0.1, "viber:*": 0.0}
+
+
+def _prices(env: dict, key: str) -> dict:
+    """``sms:MM=0.2,sms:*=0.1,viber:*=0`` → {"sms:MM": 0.2, ...}"""
+    raw = env.get(key)
+    if not raw:
+        return dict(DEFAULT_SEGMENT_PRICES)
+    out = {}
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if ":" not in name:
+            raise ConfigError(f"{key}: expected channel:COUNTRY=price, got {part!r}")
+        try:
+            out[name] = float(value)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: price for {name} must be a number, got {value!r}") from exc
+    return out
+
+
 def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
@@ -106,6 +130,11 @@ class Config:
     quiet_start: str = "20:00"
     quiet_end: str = "08:00"
     approval_threshold: int = 5000
+    #: a campaign fire missed while the scheduler was down still runs (once) this late
+    campaign_misfire_grace_s: int = 3600
+    #: price of one SMS segment / one Viber message, by "channel:COUNTRY" ("channel:*" = any)
+    segment_prices: dict = field(default_factory=lambda: dict(DEFAULT_SEGMENT_PRICES))
+    segment_price_currency: str = "USD"
 
     retention_message_days: int = 90
     retention_closed_case_days: int = 365
@@ -173,6 +202,9 @@ class Config:
             quiet_start=env.get("QUIET_START", "20:00"),
             quiet_end=env.get("QUIET_END", "08:00"),
             approval_threshold=_int(env, "CAMPAIGN_APPROVAL_THRESHOLD", 5000),
+            campaign_misfire_grace_s=_int(env, "CAMPAIGN_MISFIRE_GRACE_S", 3600),
+            segment_prices=_prices(env, "SEGMENT_PRICES"),
+            segment_price_currency=env.get("SEGMENT_PRICE_CURRENCY", "USD"),
             retention_message_days=_int(env, "RETENTION_MESSAGE_DAYS", 90),
             retention_closed_case_days=_int(env, "RETENTION_CLOSED_CASE_DAYS", 365),
             retention_tracker_days=_int(env, "RETENTION_TRACKER_DAYS", 30),
