@@ -299,6 +299,8 @@ def _add_area_commands() -> None:
 #: (module, click command) of each area; listed here, wired here
 AREA_COMMANDS: list[tuple[str, str]] = [
     ("lanpya.channels.cli", "channels"),
+    ("lanpya.staff", "staff_cli"),
+    ("lanpya.staff", "roster_cli"),
 ]
 
 _add_area_commands()

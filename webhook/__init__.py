@@ -47,6 +47,7 @@ BLUEPRINTS: list[str] = [
     "webhook.twilio",
     "webhook.viber",
     "webhook.internal_contacts",
+    "webhook.auth",
 ]
 
 
