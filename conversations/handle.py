@@ -27,8 +27,8 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from conversations import limits
-from conversations.rasa import RasaClient, RasaUnavailable
-from conversations.services import Answers, match_keyword, module
+from conversations.rasa import RasaClient, RasaRejected, RasaUnavailable
+from conversations.services import Answers, module
 from lanpya import clock, outbox
 from lanpya.config import Config
 from lanpya.db import Database
@@ -98,6 +98,10 @@ class Handler:
         except RasaUnavailable as exc:
             logger.warning("inbound %s: Rasa unavailable (%s); will retry", inbound_id, exc)
             return self._rasa_down(inbound_id, plan, str(exc))
+        except RasaRejected as exc:
+            logger.error("inbound %s: Rasa refused it (%s); marked failed for staff", inbound_id, exc)
+            self._give_up(inbound_id, f"rasa refused: {exc}")
+            return "rejected"
         try:
             return self._answer(inbound_id, plan, reply)
         except Exception:
@@ -126,7 +130,7 @@ class Handler:
             msg.language = language
 
             # 1. keywords
-            hit = match_keyword(text) if msg.kind == "text" else None
+            hit = self.answers.keyword(text) if msg.kind == "text" else None
             rasa_text = text
             if hit is not None:
                 msg.keyword = hit.kind[:16]
@@ -387,6 +391,12 @@ class Handler:
                         msg.held_reply_sent = True
                         outcome = "holding"
             return outcome
+
+    def _give_up(self, inbound_id: int, reason: str) -> None:
+        with self.db.session() as s:
+            msg = self._fenced(s, inbound_id)
+            if msg is not None:
+                self._finish(msg, Inbound.FAILED, error=reason[:200])
 
     def _requeue_after_error(self, inbound_id: int, reason: str) -> None:
         """A bug or a database hiccup: retry a few times, then FAILED (staff can see it)."""

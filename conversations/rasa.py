@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import requests
+
+from lanpya import clock
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +26,14 @@ class RasaUnavailable(Exception):
     The message is retried later; nothing is lost."""
 
 
+class RasaRejected(Exception):
+    """Rasa refused this request itself (400, 413, 422): retrying cannot help."""
+
+
+#: the lanpya channel refuses longer messages (bot/channels/lanpya_channel.py)
+MAX_MESSAGE_CHARS = 2000
+
+
 @dataclass
 class RasaReply:
     messages: list[dict] = field(default_factory=list)
@@ -33,7 +44,16 @@ class RasaReply:
 
 
 class RasaClient:
-    """Thread-safe: one ``requests.Session`` per thread."""
+    """Thread-safe: one ``requests.Session`` per thread.
+
+    A small circuit breaker: after a failure, calls fail at once (no waiting
+    on a dead or hanging Rasa) until a pause of 1, 2, 4 … 15 seconds has
+    passed; then calls go through again and the first success closes it.
+    So while Rasa is away every waiting contact is looked at every few
+    seconds (holding replies go out on time) without piling up timeouts.
+    """
+
+    MAX_PAUSE = timedelta(seconds=15)
 
     def __init__(
         self,
@@ -48,6 +68,51 @@ class RasaClient:
         self.connect_timeout = connect_timeout
         self.auth_token = auth_token
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._open_until: datetime | None = None
+
+    # --- circuit -----------------------------------------------------------
+    def _check_circuit(self) -> None:
+        with self._lock:
+            if self._open_until is not None and clock.now() < self._open_until:
+                raise RasaUnavailable("circuit open")
+
+    def _failed(self) -> None:
+        with self._lock:
+            self._failures += 1
+            pause = min(timedelta(seconds=2 ** min(self._failures - 1, 10)), self.MAX_PAUSE)
+            self._open_until = clock.now() + pause
+
+    def _succeeded(self) -> None:
+        with self._lock:
+            if self._failures:
+                logger.info("Rasa answers again after %d failed call(s)", self._failures)
+            self._failures = 0
+            self._open_until = None
+
+    @property
+    def available(self) -> bool:
+        with self._lock:
+            return self._open_until is None or clock.now() >= self._open_until
+
+    def _post(self, url: str, **kwargs) -> requests.Response:
+        self._check_circuit()
+        try:
+            resp = self._session().post(url, timeout=(self.connect_timeout, self.timeout), **kwargs)
+        except requests.RequestException as exc:
+            self._failed()
+            raise RasaUnavailable(type(exc).__name__) from exc
+        if resp.status_code >= 500:
+            self._failed()
+            raise RasaUnavailable(f"HTTP {resp.status_code}")
+        if resp.status_code in (400, 413, 422):
+            raise RasaRejected(f"HTTP {resp.status_code}")
+        if resp.status_code != 200:
+            # 401/403/404/429: misconfigured or busy, not away; retry without tripping
+            raise RasaUnavailable(f"HTTP {resp.status_code}")
+        self._succeeded()
+        return resp
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
@@ -70,20 +135,10 @@ class RasaClient:
     ) -> RasaReply:
         payload = {
             "sender": sender,
-            "message": message,
+            "message": message[:MAX_MESSAGE_CHARS],
             "metadata": {"language": language, "channel": channel, "risk": risk},
         }
-        try:
-            resp = self._session().post(
-                self.base_url + CHANNEL_PATH,
-                json=payload,
-                params=self._params(),
-                timeout=(self.connect_timeout, self.timeout),
-            )
-        except requests.RequestException as exc:
-            raise RasaUnavailable(type(exc).__name__) from exc
-        if resp.status_code != 200:
-            raise RasaUnavailable(f"HTTP {resp.status_code}")
+        resp = self._post(self.base_url + CHANNEL_PATH, json=payload, params=self._params())
         try:
             data = resp.json()
         except ValueError as exc:
@@ -109,14 +164,8 @@ class RasaClient:
         Appends a ``restart`` event through Rasa's HTTP API; Rasa then runs
         ``action_session_start`` on the next message by itself (a tracker with
         no applied events starts a new session: rasa/core/processor.py)."""
-        try:
-            resp = self._session().post(
-                f"{self.base_url}/conversations/{sender}/tracker/events",
-                json=[{"event": "restart"}],
-                params={**self._params(), "include_events": "NONE"},
-                timeout=(self.connect_timeout, self.timeout),
-            )
-        except requests.RequestException as exc:
-            raise RasaUnavailable(type(exc).__name__) from exc
-        if resp.status_code != 200:
-            raise RasaUnavailable(f"HTTP {resp.status_code} on restart")
+        self._post(
+            f"{self.base_url}/conversations/{sender}/tracker/events",
+            json=[{"event": "restart"}],
+            params={**self._params(), "include_events": "NONE"},
+        )

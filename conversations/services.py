@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -30,36 +31,40 @@ def module(path: str) -> Any | None:
 class KeywordHit:
     """A keyword, reduced to what the worker needs."""
 
-    kind: str  # stop | start | help | lang | delete | join | ...
-    value: str | None = None  # the language for "lang"
+    kind: str  # stop | start | help | language | delete | join
+    value: str | None = None  # the language for "language"
 
 
-def match_keyword(text: str) -> KeywordHit | None:
-    mod = module("lanpya.keywords")
-    if mod is None or not text:
-        return None
-    hit = mod.match_keyword(text)
-    if hit is None:
-        return None
-    kind = getattr(hit, "kind", None) or getattr(hit, "name", None) or str(hit)
-    value = getattr(hit, "value", None) or getattr(hit, "language", None)
-    return KeywordHit(str(kind).lower(), value)
+#: after a failed content load, try again this much later
+RELOAD_AFTER_S = 30.0
 
 
 class Answers:
-    """App-side answers (holding, case_ack, throttled ...) from ``lanpya.content``."""
+    """App-side answers (holding, case_ack, throttled ...), keywords and the
+    risk lexicon, from ``lanpya.content`` / ``lanpya.keywords``.
+
+    If the content cannot be loaded the worker keeps answering through Rasa
+    (logged loudly); it does not stop every conversation for a bad file."""
 
     def __init__(self, config):
         self.config = config
         self._content = None
+        self._failed_at: float | None = None
 
     @property
     def content(self):
         if self._content is None:
+            if self._failed_at is not None and time.monotonic() - self._failed_at < RELOAD_AFTER_S:
+                return None
             mod = module("lanpya.content")
             if mod is None:
                 return None
-            self._content = mod.Content.load(self.config.content_dir)
+            try:
+                self._content = mod.Content.load(self.config.content_dir, self.config)
+            except Exception:
+                logger.exception("content could not be loaded from %s", self.config.content_dir)
+                self._failed_at = time.monotonic()
+                return None
         return self._content
 
     def answer(self, key: str, language: str, channel: str = "sms", **variables) -> str | None:
@@ -71,9 +76,32 @@ class Answers:
         except KeyError:
             logger.error("content has no answer %r", key)
             return None
+        except Exception:
+            logger.exception("content answer %r failed", key)
+            return None
 
     def lexicon_match(self, text: str, language: str):
         content = self.content
         if content is None or not text:
             return None
-        return content.lexicon_match(text, language)
+        try:
+            return content.lexicon_match(text, language)
+        except Exception:  # Rasa's own report intent still catches reports
+            logger.exception("risk lexicon failed; going on without it")
+            return None
+
+    def keyword(self, text: str) -> KeywordHit | None:
+        mod = module("lanpya.keywords")
+        content = self.content
+        if mod is None or content is None or not text:
+            return None
+        try:
+            hit = mod.match_keyword(text, content=content)
+        except Exception:
+            logger.exception("keyword matching failed; going on without it")
+            return None
+        if hit is None:
+            return None
+        kind = getattr(hit, "kind", None) or str(hit)
+        value = getattr(hit, "language", None) or getattr(hit, "value", None)
+        return KeywordHit(str(kind).lower(), value)

@@ -3,6 +3,7 @@ order per contact, replies in the outbox, Rasa down and back, sessions."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -133,3 +134,42 @@ def test_expired_lease_of_a_dead_worker_is_reclaimed(config, db, rasa, clock):
     make_worker(config, db, rasa).drain()
     assert replies(db, inbound_id) == ["re: hello there"]
     assert timedelta(0) < claim.LEASE
+
+
+def test_slow_rasa_times_out_then_fails_fast_and_nothing_is_lost(config, db, rasa, clock):
+    rasa.delay = 1.5
+    a = say(db, "first contact asks", sender="+959250000021")
+    b = say(db, "second contact asks", sender="+959250000022")
+    worker = Worker(config, db, name="w1", rasa=RasaClient(rasa.url, timeout=0.5), dispatch=False, threads=1)
+    started = time.monotonic()
+    worker.drain()
+    # one timeout, then the circuit is open: the other contact is not made to wait 0.5 s too
+    assert time.monotonic() - started < 1.4
+    with db.session() as s:
+        errors = sorted(s.get(Inbound, i).error for i in (a, b))
+        assert errors == ["rasa: ReadTimeout", "rasa: circuit open"]
+        assert all(s.get(Inbound, i).state == Inbound.QUEUED for i in (a, b))
+    rasa.delay = 0
+    clock.advance(seconds=16)
+    worker.drain()
+    assert replies(db, a) == ["re: first contact asks"]
+    assert replies(db, b) == ["re: second contact asks"]
+
+
+def test_a_message_rasa_refuses_is_failed_for_staff_and_does_not_block_the_next(config, db, rasa, clock):
+    rasa.status = 400
+    bad = say(db, "something Rasa refuses", n=1)
+    worker = make_worker(config, db, rasa)
+    worker.drain()
+    rasa.status = 200
+    good = say(db, "next question", n=2)
+    worker.drain()
+    with db.session() as s:
+        assert (s.get(Inbound, bad).state, s.get(Inbound, bad).error) == (Inbound.FAILED, "rasa refused: HTTP 400")
+    assert replies(db, good) == ["re: next question"]
+
+
+def test_long_messages_are_cut_to_what_the_channel_accepts(config, db, rasa, clock):
+    say(db, "x" * 5000)
+    make_worker(config, db, rasa).drain()
+    assert len(rasa.received[0][1]) == 2000
