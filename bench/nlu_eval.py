@@ -228,4 +228,5 @@ def run(quick: bool = False) -> list:
 
 
 if __name__ == "__main__":
+    os.environ["RASA_TELEMETRY_ENABLED"] = "false"  # no data off the machine
     sys.exit(main_rasa(sys.argv[1:]))

@@ -171,6 +171,9 @@ def serve_actions() -> None:
 
 
 def main(argv: list[str]) -> None:
+    # Rasa's telemetry and its Sentry crash reports would send data off the
+    # machine (a crash report can carry a message): always off.
+    os.environ["RASA_TELEMETRY_ENABLED"] = "false"
     command = argv[1] if len(argv) > 1 else ""
     if command == "train":
         print(train(force="--force" in argv))
