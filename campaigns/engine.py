@@ -355,9 +355,9 @@ def preview(session: Session, config: Config, campaign: Campaign) -> dict:
     # time to deliver: SMS rate is in messages/s (Twilio queues per segment, so count segments)
     seconds = {}
     if segments_total:
-        seconds[Contact.SMS] = segments_total / max(config.twilio_rate, 0.001)
+        seconds[Contact.SMS] = segments_total / max(config.twilio_rate, 1e-6)
     if messages_by_channel.get(Contact.VIBER):
-        seconds[Contact.VIBER] = messages_by_channel[Contact.VIBER] / max(config.viber_rate, 0.001)
+        seconds[Contact.VIBER] = messages_by_channel[Contact.VIBER] / max(config.viber_rate, 1e-6)
     warnings = []
     if seconds.get(Contact.SMS, 0) > TWILIO_QUEUE_WINDOW.total_seconds():
         warnings.append(
@@ -722,7 +722,12 @@ def materialise(db: Database, config: Config, fire_id: int, *, fence: Fence | No
                 literal(0), next_expr, nb_expr, literal(now), literal(now),
             ).where(*where, Contact.id > start_id, Contact.id <= end_id)
             stmt = dialect_insert(table).from_select(cols, sel).on_conflict_do_nothing(index_elements=["dedupe_key"])
-            result.inserted += s.execute(stmt).rowcount or 0
+            if dialect == "postgresql":
+                # psycopg reports no rowcount for INSERT ... SELECT: count what the CTE returned
+                ins = stmt.returning(table.c.id).cte("ins")
+                result.inserted += s.scalar(select(func.count()).select_from(ins)) or 0
+            else:
+                result.inserted += s.execute(stmt).rowcount or 0
         start_id = end_id
     return _finish(db, fire_id, result, fence)
 
