@@ -297,3 +297,28 @@ def test_concurrent_workers_send_each_row_once(pdb, provider_config, fake_twilio
 
 def test_clock_is_the_fake_one(clock):
     assert clockmod.now() == clock.now()
+
+
+def test_measured_rate_across_two_workers_on_the_real_clock(pdb, provider_config, fake_twilio):
+    """Real time, two workers polling as fast as they can: 60 messages at 20/s
+    with one second of burst cannot take less than (60 - 20) / 20 = 2 s."""
+    import time
+
+    cfg = replace(provider_config, twilio_rate=20.0)
+    with pdb.session() as s:
+        for i in range(60):
+            c = get_or_create_contact(s, "sms", f"+9597914{i:05d}")
+            enqueue(s, body=f"rate {i}", channel="sms", contact=c)
+    start = time.monotonic()
+
+    def work(name):
+        while len(fake_twilio.messages) < 60 and time.monotonic() - start < 30:
+            if not dispatch_due(pdb, cfg, name):
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(2)]
+    [t.start() for t in threads]
+    [t.join(40) for t in threads]
+    elapsed = time.monotonic() - start
+    assert len(fake_twilio.messages) == 60
+    assert 1.9 <= elapsed < 6, elapsed

@@ -355,3 +355,48 @@ def test_status_that_overtakes_the_send_commit_is_kept(wclient, db, clock):
     resp = post_twilio(wclient, f"/sms/twilio/status?o={rid}", status_form("failed", sid="SM" + "c" * 32))
     with db.session() as s:
         assert s.get(Outbox, rid).state == Outbox.DELIVERED
+
+
+def test_oversized_chunked_body_is_413_on_a_live_server(wh_config, db):
+    import requests
+
+    from tests.support import LiveServer
+    from webhook import create_app
+
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 1024
+
+    with LiveServer(create_app(wh_config, db)) as server:
+        resp = requests.post(server.url + "/viber", data=chunks(), timeout=30,
+                             headers={"Content-Type": "application/json", "X-Viber-Content-Signature": "00"})
+    assert resp.status_code == 413
+
+
+def test_viber_status_of_a_broadcast_updates_only_that_receiver(wclient, db):
+    token = "5000000000000000777"
+    with db.session() as s:
+        for vid in ("user-a=", "user-b=", "user-c="):
+            c = get_or_create_contact(s, "viber", vid)
+            row = enqueue(s, body="campaign", channel="viber", contact=c, kind=Outbox.CAMPAIGN)
+            row.state, row.provider_id, row.provider_status = Outbox.SENT, token, "sent"
+    event = {"event": "seen", "timestamp": 1, "message_token": int(token), "user_id": "user-b="}
+    assert post_viber(wclient, event).status_code == 200
+    with db.session() as s:
+        states = {get_or_create_contact(s, "viber", v).id: None for v in ("user-a=", "user-b=", "user-c=")}
+        for row in s.scalars(select(Outbox)):
+            states[row.contact_id] = row.state
+        b = get_or_create_contact(s, "viber", "user-b=").id
+    assert states.pop(b) == Outbox.READ
+    assert set(states.values()) == {Outbox.SENT}
+
+
+def test_welcome_keyboard_buttons_are_language_keywords(config):
+    """Each button of the Viber welcome keyboard sends back a word the keyword
+    list reads as that language (content/keywords.yml)."""
+    keywords = pytest.importorskip("lanpya.keywords")
+    from webhook.viber import LANGUAGE_BUTTONS
+
+    for code, label in LANGUAGE_BUTTONS:
+        hit = keywords.match_keyword(label, config=config, directory=config.content_dir)
+        assert hit is not None and hit.kind == "language" and hit.language == code, (label, hit)

@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import logging
-from functools import lru_cache
 
 from flask import Blueprint, abort, jsonify, request
 
@@ -59,6 +58,8 @@ def _verified_event() -> dict:
         abort(403, description="Viber is not configured")  # fail closed
     guard_body("application/json")
     raw = request.get_data(cache=True)
+    if request.content_length is None and len(raw) >= cfg.max_body_bytes:
+        abort(413, description=f"body over {cfg.max_body_bytes} bytes")  # chunked, cut at the limit
     given = request.headers.get("X-Viber-Content-Signature", "").strip().lower()
     if not given:
         abort(403, description="missing X-Viber-Content-Signature")
@@ -154,21 +155,16 @@ def _unsubscribed(event: dict):
     return _ok()
 
 
-@lru_cache(maxsize=4)
-def _content(directory: str):
-    from lanpya.content import Content
-
-    return Content.load(directory)
-
-
 def welcome(language: str | None) -> dict | None:
     """The conversation_started answer: the welcome text and a language keyboard."""
     cfg = config()
     language = language if language in LANGUAGES else cfg.default_language
     try:
-        text = _content(str(cfg.content_dir)).answer("welcome", language, channel="viber")
+        from lanpya.content import Content  # cached per process, reloaded when files change
+
+        text = Content.load(cfg.content_dir, cfg).answer("welcome", language, channel="viber")
     except Exception as exc:  # noqa: BLE001 - no welcome is better than a 500
-        logger.error("viber: no welcome text (%s)", type(exc).__name__)
+        logger.error("viber: no welcome text (%s: %s)", type(exc).__name__, str(exc)[:200])
         return None
     buttons = [
         {"Columns": 3, "Rows": 1, "ActionType": "reply", "ActionBody": label, "Text": label}

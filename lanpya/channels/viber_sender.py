@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 import requests
@@ -30,11 +31,19 @@ class BroadcastOutcome:
 class ViberSender:
     channel = "viber"
 
-    def __init__(self, config: Config, timeout: float = 10.0, session: requests.Session | None = None):
+    def __init__(self, config: Config, timeout: float = 10.0):
         self.config = config
         self.timeout = timeout
-        self.http = session or requests.Session()
-        self.http.headers.update({"X-Viber-Auth-Token": config.viber_auth_token})
+        self._local = threading.local()  # one HTTP session per thread: requests.Session is not thread-safe
+
+    @property
+    def http(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"X-Viber-Auth-Token": self.config.viber_auth_token})
+            self._local.session = session
+        return session
 
     @staticmethod
     def configured(config: Config) -> bool:
