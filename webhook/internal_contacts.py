@@ -5,6 +5,9 @@ contact is named by its random ``uuid`` (what Rasa knows), never by number.
 
 - ``POST /internal/contacts/<uuid>/language`` ``{"language"}`` → ``{"ok": true}``
   (conversation: the contact chose a language; detection no longer overrides it)
+- ``POST /internal/contacts/<uuid>/subscribe`` ``{"township", "state", "roles": [...]}``
+  → ``{"ok": true, "opted_out": bool}`` (campaigns: the contact joined the
+  awareness messages; ``joined_at`` is set once, for sequences)
 """
 
 from __future__ import annotations
@@ -50,3 +53,23 @@ def set_language(uuid: str):
         contact.language_chosen = True
         logger.info("contact %s chose language %s", contact.id, language)
     return jsonify({"ok": True})
+
+
+@bp.post("/contacts/<uuid>/subscribe")
+@internal_only
+def subscribe(uuid: str):
+    """campaigns: the contact joined (JOIN keyword or the bot's subscribe form)."""
+    from campaigns.contacts import subscribe as do_subscribe
+    from campaigns.engine import CampaignError
+
+    data = _json()
+    with db().session() as s:
+        contact = _contact(s, uuid)
+        try:
+            do_subscribe(s, contact, township=data.get("township"), state=data.get("state"),
+                         roles=data.get("roles"))
+        except CampaignError as exc:
+            return jsonify({"error": str(exc)}), 400
+        opted_out = contact.opted_out
+    # an opted-out contact stays opted out until START: JOIN alone does not override STOP
+    return jsonify({"ok": True, "opted_out": opted_out})
