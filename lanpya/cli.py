@@ -301,6 +301,7 @@ AREA_COMMANDS: list[tuple[str, str]] = [
     ("lanpya.channels.cli", "channels"),
     ("lanpya.staff", "staff_cli"),
     ("lanpya.staff", "roster_cli"),
+    ("campaigns.cli", "campaign"),
 ]
 
 _add_area_commands()
