@@ -507,3 +507,24 @@ def alert_status(session: Session, case_id: int) -> list[dict]:
          "failed": state in (Outbox.FAILED, Outbox.UNDELIVERED) or bool(code)}
         for a, email, state, code, attempts in rows
     ]
+
+
+def alert_safely(session: Session, case: Case, config: Config) -> int:
+    """:func:`alert_on_call` in a savepoint: a failure never loses the case
+    (it stays due, and the scheduler alerts on its next run)."""
+    try:
+        with session.begin_nested():
+            return alert_on_call(session, case, config)
+    except Exception:  # noqa: BLE001 - the case must survive; the chaser retries
+        logger.exception("case %s: alerting on-call failed; the scheduler will retry", case.id)
+        return 0
+
+
+def raise_severity(session: Session, case: Case, severity: str, *, actor: str = "bot",
+                   config: Config | None = None) -> bool:
+    """Raise (never lower) a case's severity, bringing its deadline forward."""
+    severity = normalise_severity(severity)
+    if case.status == Case.CLOSED or SEVERITY_RANK[severity] <= SEVERITY_RANK.get(case.severity, 0):
+        return False
+    _join(session, case, case.category, severity, clock.now(), None, actor, config)
+    return True

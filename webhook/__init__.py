@@ -48,6 +48,10 @@ BLUEPRINTS: list[str] = [
     "webhook.viber",
     "webhook.internal_contacts",
     "webhook.auth",
+    "webhook.campaigns_console",
+    "webhook.internal_cases",
+    "webhook.console",
+    "webhook.api",
 ]
 
 
