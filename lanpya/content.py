@@ -39,8 +39,8 @@ LANGUAGES: tuple[str, ...] = ("en", "my", "kac", "shn")
 #: when the requested language has no text: requested -> my -> en
 FALLBACK: tuple[str, ...] = ("my", "en")
 CHANNELS = ("sms", "viber")
-#: every answer must have these (all four once the translations are in)
-REQUIRED_LANGUAGES: tuple[str, ...] = ("en",)
+#: every answer must have a text in each of these
+REQUIRED_LANGUAGES: tuple[str, ...] = LANGUAGES
 CATEGORIES = ("trafficking", "forced_marriage", "missing_person", "labour_exploitation", "other")
 SEVERITIES = ("emergency", "urgent", "normal")
 SEVERITY_RANK = {"emergency": 3, "urgent": 2, "normal": 1}
@@ -145,11 +145,11 @@ def squash(text: str) -> str:
 class _State:
     """One validated snapshot of the content directory."""
 
-    def __init__(self, directory: Path, include_samples: bool):
+    def __init__(self, directory: Path, include_samples: bool, required: tuple[str, ...] = REQUIRED_LANGUAGES):
         self.directory = directory
         self.sources = _load_sources(directory)
         self.referrals = _load_referrals(directory, self.sources)
-        self.answers = _load_answers(directory, self.sources, set(self.groups()))
+        self.answers = _load_answers(directory, self.sources, set(self.groups()), required)
         self.lexicon = _load_lexicon(directory)
         self.keywords = _load_keywords(directory)
         self.agencies = _load_agencies(directory, include_samples)
@@ -184,13 +184,19 @@ def _warn_once(key: str, message: str, *args) -> None:
 class Content:
     """The loaded content directory. Build with :meth:`load`."""
 
-    def __init__(self, directory: Path, hotline: str = "", include_samples: bool = False):
+    def __init__(
+        self, directory: str | Path, hotline: str = "", include_samples: bool = False,
+        require_all_languages: bool = True,
+    ):
+        """Prefer :meth:`load` (shared, reloading instance). ``require_all_languages``
+        False accepts answers missing a language (they fall back: my, en)."""
         self.directory = Path(directory)
         self.hotline = (hotline or "").strip()
         self.include_samples = include_samples
+        self.required = REQUIRED_LANGUAGES if require_all_languages else ("en",)
         self._lock = threading.Lock()
         self._sig = _signature(self.directory)
-        self._state = _State(self.directory, include_samples)
+        self._state = _State(self.directory, include_samples, self.required)
 
     # ------------------------------------------------------------------
     @classmethod
@@ -224,7 +230,7 @@ class Content:
             if sig == self._sig:
                 return False
             try:
-                state = _State(self.directory, self.include_samples)
+                state = _State(self.directory, self.include_samples, self.required)
             except ContentError as exc:
                 _warn_once(f"broken:{sig}", "content edit rejected, keeping the previous version: %s", exc)
                 return False
@@ -527,7 +533,9 @@ def _load_referrals(directory: Path, known_sources: dict) -> list[Referral]:
     return out
 
 
-def _load_answers(directory: Path, known_sources: dict, groups: set[str]) -> dict[str, dict[str, Entry]]:
+def _load_answers(
+    directory: Path, known_sources: dict, groups: set[str], required: tuple[str, ...] = REQUIRED_LANGUAGES,
+) -> dict[str, dict[str, Entry]]:
     folder = directory / "answers"
     files = sorted(folder.glob("*.yml"))
     if not files:
@@ -544,7 +552,7 @@ def _load_answers(directory: Path, known_sources: dict, groups: set[str]) -> dic
             if not isinstance(spec, dict):
                 raise ContentError(f"{path}: {key}: expected a mapping with en, my, kac, shn")
             key_sources = _check_sources(path, key, spec.get("sources"), known_sources)
-            missing = [lang for lang in REQUIRED_LANGUAGES if lang not in spec]
+            missing = [lang for lang in required if lang not in spec]
             if missing:
                 raise ContentError(f"{path}: {key}: missing language(s) {', '.join(missing)}")
             unknown = set(spec) - set(LANGUAGES) - {"sources", "note", "vars"}
