@@ -269,7 +269,7 @@ class Handler:
         if escalation is not None:
             case, created = escalation.open_case(
                 s, contact, category=category, severity=severity, source="lexicon",
-                language=language, channel=contact.channel,
+                language=language, channel=contact.channel, config=self.config,
             )
             s.flush()
             case_id = case.id

@@ -78,6 +78,7 @@ def rasa_stack(rasa_model, tmp_path_factory, sqlite_template):
         RASA_PORT=str(rasa_port),
         ACTION_PORT=str(action_port),
         ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}/webhook",
+        RASA_URL=f"http://127.0.0.1:{rasa_port}",
         LANPYA_VAR_DIR=str(tmp / "var"),
         RASA_TRACKER_URL=f"sqlite:///{tmp / 'tracker.db'}",
         RASA_MODEL_DIR=str(rasa_model.parent),
