@@ -136,7 +136,9 @@ def write_endpoints() -> Path:
         "action_endpoint": {
             "url": env("ACTION_SERVER_URL", f"http://127.0.0.1:{env('ACTION_PORT', '5055')}/webhook")
         },
-        "nlg": {"url": f"{internal}/internal/nlg", "token": env("LANPYA_INTERNAL_TOKEN")},
+        # the web app renders responses; the domain's text if it cannot (bot/channels/nlg.py)
+        "nlg": {"type": "channels.nlg.LanpyaNLG", "url": f"{internal}/internal/nlg",
+                "token": env("LANPYA_INTERNAL_TOKEN")},
         "tracker_store": tracker_store(),
     }
     lock = lock_store()

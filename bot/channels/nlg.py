@@ -1,0 +1,45 @@
+"""Responses rendered by the web app, with the domain's text as a safety net.
+
+Rasa's callback NLG (``/internal/nlg``: content/answers in the contact's
+language) is used for every response. If the web app cannot answer
+(down, timeout, unknown key, bad reply), Rasa's own callback generator
+raises, Rasa logs it and drops the action's events: the person would get
+silence, and a form would not even start. Here the domain's short English
+text is sent instead and the failure is logged, so a reporter always hears
+that help is coming.
+
+Configured by bot/serve.py: ``nlg: {type: channels.nlg.LanpyaNLG, url, token}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional, Text
+
+from rasa.core.nlg.callback import CallbackNaturalLanguageGenerator
+from rasa.core.nlg.generator import NaturalLanguageGenerator
+from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
+
+logger = logging.getLogger(__name__)
+
+
+class LanpyaNLG(NaturalLanguageGenerator):
+    def __init__(self, endpoint_config: EndpointConfig, domain: Optional[Domain] = None) -> None:
+        self.remote = CallbackNaturalLanguageGenerator(endpoint_config)
+        self.local = TemplatedNaturalLanguageGenerator((domain or Domain.empty()).responses)
+        #: how many responses fell back to the domain text (for tests and logs)
+        self.fallbacks = 0
+
+    async def generate(
+        self, utter_action: Text, tracker: DialogueStateTracker, output_channel: Text, **kwargs: Any
+    ) -> Optional[Dict[Text, Any]]:
+        try:
+            return await self.remote.generate(utter_action, tracker, output_channel, **dict(kwargs))
+        except Exception as exc:  # noqa: BLE001 - any failure: say something rather than nothing
+            self.fallbacks += 1
+            logger.error("NLG for %s failed (%s); sending the domain text", utter_action, type(exc).__name__)
+            kwargs.pop("domain_responses", None)
+            return await self.local.generate(utter_action, tracker, output_channel, **kwargs)
