@@ -195,3 +195,16 @@ def test_a_second_outage_gets_a_new_holding_reply(config, db, rasa, content, clo
         worker.drain()
     with db.session() as s:
         assert len(s.scalars(select(Outbox).where(Outbox.dedupe_key.like("holding:%"))).all()) == 2
+
+
+def test_pictures_and_stickers_get_the_text_only_answer_once(config, db, rasa, content, clock):
+    worker = worker_for(config, db, rasa)
+    with db.session() as s:
+        sms = receive(s, channel="sms", provider_id="SM-mms-1", address=SENDER, text="", kind="media",
+                      media={"items": [{"url": "https://example.org/a.jpg", "type": "image/jpeg"}]}).inbound_id
+        viber = receive(s, channel="viber", provider_id="vb-sticker-1", address="viber-user-abcdefgh",
+                        text="", kind="sticker", media={"type": "sticker", "sticker_id": 40133}).inbound_id
+    worker.drain()
+    assert bodies(db, sms) == [content.answer("text_only", config.default_language)]
+    assert bodies(db, viber) == [content.answer("unsupported_media", config.default_language, channel="viber")]
+    assert rasa.received == []
