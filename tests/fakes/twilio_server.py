@@ -111,6 +111,23 @@ class FakeTwilio:
             self._next_failures.clear()
             self._number_failures.clear()
 
+    def callback(self, sid: str, status: str, error_code: int | None = None, url: str | None = None):
+        """Do what Twilio does after a send: POST a signed status callback to
+        the message's StatusCallback URL (or ``url``). Returns the response."""
+        import requests
+
+        from tests.fakes import twilio_signature
+
+        with self._lock:
+            message = next(m for m in self.messages if m.sid == sid)
+        target = url or message.status_callback
+        form = {"MessageSid": sid, "SmsSid": sid, "AccountSid": self.account_sid, "MessageStatus": status,
+                "SmsStatus": status, "To": message.to, "From": message.from_ or "", "ApiVersion": "2010-04-01"}
+        if error_code is not None:
+            form["ErrorCode"] = str(error_code)
+        return requests.post(target, data=form, timeout=10,
+                             headers={"X-Twilio-Signature": twilio_signature(self.auth_token, target, form)})
+
     def sent_to(self, to: str) -> list[SentMessage]:
         with self._lock:
             return [m for m in self.messages if m.to == to]

@@ -104,6 +104,18 @@ class FakeViber:
         with self._lock:
             self._receiver_failures[receiver] = status
 
+    def post_event(self, event: dict, url: str | None = None):
+        """Do what Viber does: POST a signed callback to the webhook registered
+        with set_webhook (or ``url``). Returns the response."""
+        import requests
+
+        from tests.fakes import viber_body, viber_signature
+
+        target = url or self.webhooks[-1]["url"]
+        raw = viber_body(event)
+        return requests.post(target, data=raw, timeout=10, headers={
+            "Content-Type": "application/json", "X-Viber-Content-Signature": viber_signature(self.auth_token, raw)})
+
     def sent_to(self, receiver: str) -> list[ViberSent]:
         with self._lock:
             return [m for m in self.messages if m.receiver == receiver]
