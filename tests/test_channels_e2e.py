@@ -112,3 +112,39 @@ def test_media_only_messages_get_the_text_only_answer(stack, fake_twilio, fake_v
     assert len(fake_viber.sent_to(VIBER_ID)) == 1 and fake_viber.sent_to(VIBER_ID)[0].text
     with db.session() as s:
         assert {r.dedupe_key.split(":")[0] for r in s.scalars(select(Outbox))} == {"media"}
+
+
+def test_keywords_work_through_the_channels_even_during_a_hand_off(stack, fake_twilio, fake_viber):
+    """STOP (in Burmese), START, HELP over SMS while a hotline case holds the
+    conversation; a language button over Viber."""
+    pytest.importorskip("lanpya.keywords")
+    from lanpya.models import Case
+
+    cfg, db, web, worker = stack
+    _sms(fake_twilio, web.url, cfg, twilio_form(PHONE, "my sister did not come back"))
+    worker.drain(30)
+    with db.session() as s:
+        contact = s.scalar(select(Contact).where(Contact.address_hash == lookup_hash(PHONE)))
+        s.add(Case(contact_id=contact.id, status=Case.NEW, handoff=True, channel="sms"))
+    before = len(fake_twilio.sent_to(PHONE))
+
+    _sms(fake_twilio, web.url, cfg, twilio_form(PHONE, "ရပ်"))
+    worker.drain(30)
+    with db.session() as s:
+        assert s.scalar(select(Contact.opted_out).where(Contact.address_hash == lookup_hash(PHONE))) is True
+    _sms(fake_twilio, web.url, cfg, twilio_form(PHONE, "START"))
+    worker.drain(30)
+    with db.session() as s:
+        assert s.scalar(select(Contact.opted_out).where(Contact.address_hash == lookup_hash(PHONE))) is False
+    _sms(fake_twilio, web.url, cfg, twilio_form(PHONE, "HELP"))
+    worker.drain(30)
+    answers = [m.body for m in fake_twilio.sent_to(PHONE)[before:]]
+    assert len(answers) == 3 and all(answers)
+    assert cfg.hotline_number in answers[2]
+
+    fake_viber.post_event(viber_message(VIBER_ID, "Jinghpaw"))
+    worker.drain(30)
+    with db.session() as s:
+        c = s.scalar(select(Contact).where(Contact.address_hash == lookup_hash(VIBER_ID)))
+        assert (c.language, c.language_chosen) == ("kac", True)
+    assert len(fake_viber.sent_to(VIBER_ID)) == 1
