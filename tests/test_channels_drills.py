@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import replace
 from urllib.parse import urlencode
 
@@ -36,6 +37,18 @@ def _viber_request(server_url: str, event: dict) -> tuple[str, dict, dict]:
             {"X-Viber-Content-Signature": vsig(VIBER_TOKEN, raw), "Content-Type": "application/json"})
 
 
+LATENCIES: list[float] = []
+
+
+def _report(what: str, started: float) -> None:
+    lat = sorted(LATENCIES)
+    if lat:
+        print(f"\n{what}: {len(lat)} requests in {time.perf_counter() - started:.1f}s; webhook latency "
+              f"p50 {lat[len(lat) // 2] * 1000:.0f} ms, p95 {lat[int(len(lat) * 0.95)] * 1000:.0f} ms, "
+              f"max {lat[-1] * 1000:.0f} ms")
+    LATENCIES.clear()
+
+
 def _deliver(requests_list, clients: int = 4) -> list[int]:
     """Post every request from ``clients`` concurrent HTTP clients; returns the statuses."""
     statuses: list[int] = []
@@ -45,9 +58,11 @@ def _deliver(requests_list, clients: int = 4) -> list[int]:
     def run(chunk):
         with requests.Session() as http:
             for url, body, headers in chunk:
+                t0 = time.perf_counter()
                 r = http.post(url, headers=headers, timeout=60, **body)
                 with lock:
                     statuses.append(r.status_code)
+                    LATENCIES.append(time.perf_counter() - t0)
 
     threads = [threading.Thread(target=run, args=(c,)) for c in chunks]
     [t.start() for t in threads]
@@ -79,7 +94,9 @@ def test_1000_messages_delivered_5_times_by_4_clients_are_stored_and_answered_on
                 event = viber_message(f"viber-person-{i % 100:03d}=", f"viber message {i}", token=10**15 + i)
                 work += [_viber_request(server.url, event)] * 5
         random.Random(7).shuffle(work)
+        started = time.perf_counter()
         statuses = _deliver(work, clients=4)
+        _report("1000x5 deliveries, 4 clients", started)
     assert len(statuses) == 5000 and set(statuses) == {200}
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Inbound)) == 1000
@@ -89,8 +106,10 @@ def test_1000_messages_delivered_5_times_by_4_clients_are_stored_and_answered_on
             contact = s.get(Contact, msg.contact_id)
             enqueue(s, body=f"got #{msg.id}", channel=msg.channel, contact=contact, inbound_id=msg.id,
                     dedupe_key=f"echo:{msg.id}")
+    started = time.perf_counter()
     while dispatch_due(db, cfg, "drill", limit=200):
         pass
+    print(f"dispatched 1000 replies to the fake providers in {time.perf_counter() - started:.1f}s")
     with db.session() as s:
         states = dict(s.execute(select(Outbox.state, func.count()).group_by(Outbox.state)).all())
     assert states == {Outbox.SENT: 1000}
@@ -120,7 +139,9 @@ def test_database_outage_200_webhooks_acknowledged_then_stored_once(provider_con
         reqs = [_twilio_request(server.url, cfg.public_url, p) if k == "sms" else _viber_request(server.url, p)
                 for k, p in work]
         app.extensions["lanpya_db"] = down  # the database stops
+        started = time.perf_counter()
         statuses = _deliver(reqs, clients=4)
+        _report("200 webhooks during the outage (spooled)", started)
         assert statuses.count(200) == 200
         assert len(spool.pending(cfg.spool_dir)) == 200
         with db.session() as s:
