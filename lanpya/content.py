@@ -335,9 +335,11 @@ class Content:
         """The most severe risk term in ``text``, or None.
 
         The contact's language is searched first, then every other language
-        (people mix languages and scripts). Weak terms (e.g. "broker",
-        "trafficking") do not count in a message that is a general question
-        ("what are the signs of ..."); strong terms always count."""
+        (people mix languages and scripts). Strong terms always count. Weak
+        terms (topic words such as "trafficking", "missing") count only in a
+        message about someone ("my", "sister", "ငါ့" ... the personal_markers)
+        that is not a general question ("what are the signs of ..."); so
+        "what is trafficking" does not escalate, "my sister was trafficked" does."""
         if not text:
             return None
         self.refresh()
@@ -348,12 +350,14 @@ class Content:
         squashed = folded.replace(" ", "")
         order = [language] if language in LANGUAGES else []
         order += [lang for lang in LANGUAGES if lang not in order]
-        is_question = any(_guard_hit(g, folded, squashed) for lang in LANGUAGES
-                          for g in self._state.lexicon[lang]["guards"])
+        lexicon = self._state.lexicon
+        is_question = any(_guard_hit(g, folded, squashed) for lang in LANGUAGES for g in lexicon[lang]["guards"])
+        personal = any(_guard_hit(g, folded, squashed) for lang in LANGUAGES for g in lexicon[lang]["personal"])
+        weak_ok = personal and not is_question
         best: RiskHit | None = None
         for lang in order:
-            for term in self._state.lexicon[lang]["terms"]:
-                if term["weak"] and is_question:
+            for term in lexicon[lang]["terms"]:
+                if term["weak"] and not weak_ok and not (term["alone"] and folded == term["folded"]):
                     continue
                 if _term_hit(term, tokens, squashed):
                     hit = RiskHit(term["category"], term["severity"], term["term"], lang)
@@ -399,24 +403,57 @@ AGENCY_MIN_SCORE = 0.82
 
 
 # --- matching helpers ---------------------------------------------------------------
+def _edits(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein distance, giving up above ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
 def _tok_eq(term_tok: str, msg_tok: str) -> bool:
+    """Same word, or a misspelling of it: one slip in 5-7 letters, two in 8+,
+    same first letter ("kidnaped", "traffiking"; not "trafficked" for
+    "trafficking", not "kissing" for "missing")."""
     if term_tok == msg_tok:
         return True
-    if len(term_tok) < 5 or _MYANMAR.search(term_tok):
+    n = len(term_tok)
+    if n < 5 or _MYANMAR.search(term_tok) or msg_tok[:1] != term_tok[:1]:
         return False
-    return difflib.SequenceMatcher(None, term_tok, msg_tok).ratio() >= 0.84
+    return _edits(term_tok, msg_tok, 1 if n < 8 else 2) <= (1 if n < 8 else 2)
+
+
+#: a "*" in a Latin term stands for up to this many words ("took * passport")
+GAP_WORDS = 3
+
+
+def _match_from(words: list[str], tokens: list[str], i: int) -> bool:
+    if not words:
+        return True
+    head, rest = words[0], words[1:]
+    if head == "*":
+        return any(_match_from(rest, tokens, i + k) for k in range(GAP_WORDS + 1) if i + k <= len(tokens))
+    return i < len(tokens) and _tok_eq(head, tokens[i]) and _match_from(rest, tokens, i + 1)
 
 
 def _term_hit(term: dict, tokens: list[str], squashed: str) -> bool:
     if term["script"] == "myanmar":
         return term["squashed"] in squashed
     words = term["tokens"]
-    n = len(words)
-    for i in range(len(tokens) - n + 1):
-        if all(_tok_eq(w, tokens[i + j]) for j, w in enumerate(words)):
-            return True
+    if any(_match_from(words, tokens, i) for i in range(len(tokens))):
+        return True
     # "lockedin", "sold to  china" with odd spacing
-    return len(term["squashed"]) >= 8 and term["squashed"] in squashed
+    return "*" not in words and len(term["squashed"]) >= 8 and term["squashed"] in squashed
 
 
 def _guard_hit(guard: dict, folded: str, squashed: str) -> bool:
@@ -602,25 +639,28 @@ def _load_lexicon(directory: Path) -> dict[str, dict]:
                 raise ContentError(f"{path}: {where} ({t['term']}): severity must be one of {SEVERITIES}")
             terms.append(_compile_term(path, t["term"], t))
         guards = [_compile_term(path, g, {}) for g in data.get("question_guards") or []]
-        out[lang] = {"terms": terms, "guards": guards}
+        personal = [_compile_term(path, g, {}) for g in data.get("personal_markers") or []]
+        out[lang] = {"terms": terms, "guards": guards, "personal": personal}
     return out
 
 
 def _compile_term(path: Path, raw: Any, spec: dict) -> dict:
     if not isinstance(raw, str):
         raise ContentError(f"{path}: {raw!r}: expected text")
-    folded = fold(raw)
-    if not folded:
+    folded = " ".join("*" if part == "*" else fold(part) for part in raw.split())
+    folded = " ".join(folded.split())
+    if not folded.replace("*", "").strip():
         raise ContentError(f"{path}: {raw!r}: empty after normalisation")
     return {
         "term": raw,
         "folded": folded,
         "tokens": folded.split(),
-        "squashed": folded.replace(" ", ""),
+        "squashed": folded.replace(" ", "").replace("*", ""),
         "script": "myanmar" if _MYANMAR.search(folded) else "latin",
         "category": spec.get("category"),
         "severity": spec.get("severity"),
         "weak": bool(spec.get("weak", False)),
+        "alone": bool(spec.get("alone", False)),
     }
 
 

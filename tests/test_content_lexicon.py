@@ -1,0 +1,272 @@
+"""The risk lexicon, whole-message keywords and the agency check, by tables
+per language, plus the lexicon measured on the project's NLU data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lanpya.config import Config
+from lanpya.content import Content
+from lanpya.keywords import Keyword, match_keyword
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENT = ROOT / "content"
+
+
+@pytest.fixture(scope="module")
+def content() -> Content:
+    return Content.load(CONTENT, Config(env="test", hotline_number="+95 9 000 0000"))
+
+
+# --- risk lexicon: reports escalate ---------------------------------------------------
+@dataclass(frozen=True)
+class Report:
+    language: str
+    text: str
+    category: str | None = None  # None: any category
+    severity: str | None = None  # None: any severity
+
+
+REPORTS = [
+    # English, with misspellings and odd spacing
+    Report("en", "my sister was sold to a man in china", "trafficking"),
+    Report("en", "HELP ME", severity="emergency"),
+    Report("en", "they locked me in a room", "trafficking", "emergency"),
+    Report("en", "my daughter was kidnaped", "trafficking", "emergency"),
+    Report("en", "the broker took my brother's passport", "trafficking"),
+    Report("en", "my son is missing since march", "missing_person"),
+    Report("en", "we cant contact my mother in thailand", "missing_person"),
+    Report("en", "she was forced to marry a chinese man", "forced_marriage"),
+    Report("en", "my husband is forced to work on a boat without pay", "labour_exploitation"),
+    Report("en", "my cousin was trafficked", "trafficking"),
+    Report("en", "emergency", severity="emergency"),
+    Report("en", "locked   in", "trafficking", "emergency"),
+    Report("en", "what should i do, they took my passport", "trafficking"),
+    # Burmese (Unicode, spacing varies) and romanised Burmese
+    Report("my", "ကယ်ပါ", severity="emergency"),
+    Report("my", "ကယ် ပါ", severity="emergency"),
+    Report("my", "ညီမကို တရုတ်ကို ရောင်းစားလိုက်တယ်", "trafficking"),
+    Report("my", "သမီး ပျောက်နေတယ်", "missing_person"),
+    Report("my", "အစ်ကို့ ပတ်စ်ပို့ သိမ်းထားတယ်", "trafficking"),
+    Report("my", "ညီမကို အတင်းလက်ထပ်ခိုင်းတယ်", "forced_marriage"),
+    Report("my", "ဖုန်းဆက်လို့မရတော့ဘူး", "missing_person"),
+    Report("my", "kal par", severity="emergency"),
+    Report("my", "nyi ma phone ma kaing tot buu", "missing_person"),
+    # Jinghpaw
+    Report("kac", "Karum rit", severity="emergency"),
+    Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
+    Report("kac", "Ngai a num kasha mat mat sai", "missing_person"),
+    Report("kac", "Broker ngai a passport la kau sai", "trafficking"),
+    Report("kac", "Ngai hpe Miwa la hte hkungran shangun ai", "forced_marriage"),
+    Report("kac", "Madu lakhpu n jaw ai, pru n lu ai"),
+    Report("kac", "Ya nta kaw sim da ai", severity="emergency"),
+    # Shan
+    Report("shn", "ၸွႆႈၶႃႈ", severity="emergency"),
+    Report("shn", "ၼွင်ႉယိင်း ထုၵ်ႇၶၢႆၵႂႃႇ မိူင်းၶႄႇ", "trafficking"),
+    Report("shn", "လုၵ်ႈယိင်း ႁၢႆၵႂႃႇယဝ်ႉ", "missing_person"),
+    Report("shn", "ၵပ်းသိုပ်ႇ ဢမ်ႇလႆႈ 3 လိူၼ်", "missing_person"),
+    Report("shn", "ထုၵ်ႇပိၵ်ႉဝႆႉ ၼႂ်းႁွင်ႈ", "trafficking", "emergency"),
+    # a language mix: Burmese words from a contact whose language is English
+    Report("en", "ကယ်ပါ", severity="emergency"),
+]
+
+
+@pytest.mark.parametrize("case", REPORTS, ids=lambda c: f"{c.language}:{c.text}")
+def test_reports_escalate(content, case):
+    hit = content.lexicon_match(case.text, case.language)
+    assert hit is not None, "a report was not caught"
+    if case.category:
+        assert hit.category == case.category
+    if case.severity:
+        assert hit.severity == case.severity
+    assert hit.term
+
+
+# --- risk lexicon: harmless messages do not ---------------------------------------------
+HARMLESS = [
+    ("en", "what are the signs of a marriage broker"),
+    ("en", "what is trafficking"),
+    ("en", "how do i know if a job offer is trafficking"),
+    ("en", "tell me about scam compounds"),
+    ("en", "how can i go to thailand legally"),
+    ("en", "what documents do i need"),
+    ("en", "thank you"),
+    ("en", "is this agency licensed"),
+    ("en", "what can you help me with"),
+    ("en", "my kitten is kissing the dog"),
+    ("my", "လူကုန်ကူးမှု ဆိုတာဘာလဲ"),
+    ("my", "ထိုင်းကို တရားဝင် ဘယ်လိုသွားရမလဲ"),
+    ("my", "ကျေးဇူးတင်ပါတယ်"),
+    ("my", "ကြောင်လေး ပျောက်သွားတယ်"),
+    ("my", "အကယ်၍ ထိုင်းသွားရင် ဘာစာရွက်လိုလဲ"),
+    ("kac", "Tai mungdan de tara hte maren kaning sa na"),
+    ("kac", "Chyeju kaba sai"),
+    ("kac", "Agency jep na karum rit"),
+    ("shn", "ယိၼ်းလီၶႃႈ"),
+    ("shn", "ၵႂႃႇမိူင်းထႆး လၢႆးလႂ်"),
+]
+
+
+@pytest.mark.parametrize("language,text", HARMLESS, ids=[t for _, t in HARMLESS])
+def test_harmless_messages_do_not_escalate(content, language, text):
+    assert content.lexicon_match(text, language) is None
+
+
+def test_the_most_severe_term_wins(content):
+    hit = content.lexicon_match("my sister is missing and they locked her in", "en")
+    assert hit.severity == "emergency"
+
+
+def test_empty_and_non_text_do_not_match(content):
+    assert content.lexicon_match("", "en") is None
+    assert content.lexicon_match("   ", "my") is None
+    assert content.lexicon_match("12345", "kac") is None
+
+
+# --- measured on the NLU data: reports caught, questions left alone ---------------------
+RISK_INTENTS = {"report_concern", "emergency"}
+QUESTION_INTENTS = {
+    "migrate_legally", "check_agency", "check_job_offer", "documents", "fees_debt", "rights_at_work",
+    "marriage_broker", "trafficking_signs", "find_mrc", "greet", "menu", "thanks", "goodbye", "affirm",
+    "deny", "subscribe", "choose_language", "out_of_scope", "bot_challenge", "delete_data",
+}
+#: minimum share of held-out reports and emergencies caught / most false alarms
+MIN_RECALL = 0.85
+MAX_FALSE_ALARMS = 0.06
+
+
+def _examples(path: Path):
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for item in data.get("nlu") or []:
+        for line in (item.get("examples") or "").splitlines():
+            line = line.strip()
+            if line.startswith("- ") and "intent" in item:
+                yield item["intent"], re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", line[2:])
+
+
+@pytest.mark.parametrize("language", ["en", "my", "kac", "shn"])
+def test_lexicon_on_the_held_out_set(content, language):
+    path = ROOT / "bot" / "heldout" / f"{language}.yml"
+    if not path.exists():
+        pytest.skip(f"{path} not written yet")
+    caught = missed = alarms = quiet = 0
+    for intent, text in _examples(path):
+        hit = content.lexicon_match(text, language)
+        if intent in RISK_INTENTS:
+            caught, missed = caught + bool(hit), missed + (not hit)
+        elif intent in QUESTION_INTENTS:
+            alarms, quiet = alarms + bool(hit), quiet + (not hit)
+    assert caught + missed >= 10, "too few reports in the held-out set to measure"
+    recall = caught / (caught + missed)
+    false_alarms = alarms / max(alarms + quiet, 1)
+    print(f"{language}: held-out reports caught {caught}/{caught + missed}, false alarms {alarms}/{alarms + quiet}")
+    assert recall >= MIN_RECALL
+    assert false_alarms <= MAX_FALSE_ALARMS
+
+
+# --- keywords -------------------------------------------------------------------------------
+KEYWORDS = [
+    ("STOP", Keyword("stop")),
+    ("stop", Keyword("stop")),
+    ("  Stop!  ", Keyword("stop")),
+    ("UNSUBSCRIBE", Keyword("stop")),
+    ("ရပ်ပါ", Keyword("stop")),
+    ("ရပ် ပါ", Keyword("stop")),
+    ("hkring", Keyword("stop")),
+    ("ၵိုတ်း", Keyword("stop")),
+    ("START", Keyword("start")),
+    ("ပြန်စပါ", Keyword("start")),
+    ("HELP", Keyword("help")),
+    ("info", Keyword("help")),
+    ("ENGLISH", Keyword("language", "en")),
+    ("MYANMAR", Keyword("language", "my")),
+    ("ဗမာ", Keyword("language", "my")),
+    ("မြန်မာ", Keyword("language", "my")),
+    ("Jinghpaw", Keyword("language", "kac")),
+    ("KACHIN", Keyword("language", "kac")),
+    ("SHAN", Keyword("language", "shn")),
+    ("တႆး", Keyword("language", "shn")),
+    ("DELETE", Keyword("delete")),
+    ("delete my data", Keyword("delete")),
+    ("ဖျက်ပါ", Keyword("delete")),
+    ("JOIN", Keyword("join")),
+    ("subscribe", Keyword("join")),
+]
+NOT_KEYWORDS = [
+    "please don't stop sending me news",
+    "stop the broker",
+    "how do I start working in thailand",
+    "help me my sister is missing",
+    "1", "၁", "႑", "9",
+    "ကယ်ပါ",  # a cry for help goes to the risk lexicon, never a keyword
+    "karum rit",
+    "",
+    "english please can you answer in english because i do not read burmese well",
+]
+
+
+@pytest.mark.parametrize("text,expected", KEYWORDS, ids=[t for t, _ in KEYWORDS])
+def test_keywords_match_the_whole_message(content, text, expected):
+    hit = match_keyword(text, content)
+    assert hit is not None
+    assert (hit.kind, hit.language) == (expected.kind, expected.language)
+    assert hit.value == expected.language  # the worker reads .value for language keywords
+
+
+@pytest.mark.parametrize("text", NOT_KEYWORDS)
+def test_keywords_inside_a_sentence_or_digits_do_not_match(content, text):
+    assert match_keyword(text, content) is None
+
+
+def test_match_keyword_without_arguments_uses_the_process_content(monkeypatch):
+    import lanpya.content as mod
+
+    monkeypatch.setattr(mod, "_PROCESS_CONFIG", [Config(env="test", content_dir=CONTENT)])
+    assert match_keyword("STOP").kind == "stop"
+
+
+# --- agency check -----------------------------------------------------------------------------
+AGENCIES = [
+    ("Zzyzx Placeholder Example Agency", "licensed"),
+    ("zzyzx placeholder example", "licensed"),
+    ("Zyzzx Placeholdr", "licensed"),  # misspelt
+    ("ZZYZX PLACEHOLDER EXAMPLE CO., LTD.", "licensed"),
+    ("ဥပမာ နမူနာ", "licensed"),  # Burmese name
+    ("ဥပမာနမူနာ အေဂျင်စီ", "licensed"),
+    ("SAMPLE-0001", "licensed"),  # licence number
+    ("sample 0001", "licensed"),
+    ("SAMPLE-0003", "revoked"),
+    ("Xylofone Test Only Recruiting", "revoked"),
+    ("Narwhal Not Real Demo", "revoked"),  # suspended counts as not safe
+    ("Golden Myanmar Star Overseas", "not_found"),
+    ("agency", "not_found"),
+    ("", "not_found"),
+    ("SAMPLE-9999", "not_found"),
+]
+
+
+@pytest.mark.parametrize("query,status", AGENCIES, ids=[q or "<empty>" for q, _ in AGENCIES])
+def test_agency_check_is_tolerant(content, query, status):
+    result = content.agency_check(query)
+    assert result.status == status
+    if status != "not_found":
+        assert result.matches and result.matches[0].licence_no.startswith("SAMPLE-")
+
+
+def test_sample_agencies_are_ignored_in_production():
+    prod = Content.load(CONTENT, Config(env="production", hotline_number="1"))
+    assert prod.agency_check("Zzyzx Placeholder Example Agency").status == "not_found"
+    assert prod.agency_check("SAMPLE-0003").status == "not_found"
+
+
+def test_shipped_agency_rows_are_all_marked_sample():
+    rows = [ln for ln in (CONTENT / "agencies.csv").read_text(encoding="utf-8").splitlines()
+            if ln.strip() and not ln.startswith("#")][1:]
+    assert rows and all(ln.rstrip().endswith(",true") for ln in rows)
+    meta = yaml.safe_load((CONTENT / "agencies.meta.yml").read_text(encoding="utf-8"))
+    assert "source" in meta and "S10" in meta["source_ids"]
