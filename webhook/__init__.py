@@ -52,6 +52,7 @@ BLUEPRINTS: list[str] = [
     "webhook.internal_cases",
     "webhook.console",
     "webhook.api",
+    "webhook.internal_content",
 ]
 
 
