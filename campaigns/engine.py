@@ -509,6 +509,39 @@ def quiet_not_before(at: datetime, tz: str | None, quiet_start: str, quiet_end: 
     return resume_local.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
 
 
+def enforce_quiet_hours(db: Database, *, fence: Fence | None = None) -> int:
+    """Hold campaign rows still queued when their recipients' quiet hours begin
+    (a long send that runs past 20:00 local): they get ``not_before`` = the next
+    end of quiet hours. Run every 30 s by the scheduler; returns rows held."""
+    now = clock.now()
+    held = 0
+    with db.session() as s:
+        campaigns = s.execute(
+            select(Campaign.id, Campaign.quiet_start, Campaign.quiet_end).where(
+                Campaign.id.in_(select(CampaignFire.campaign_id).join(Outbox, Outbox.fire_id == CampaignFire.id)
+                                .where(Outbox.state == Outbox.QUEUED, Outbox.kind == Outbox.CAMPAIGN).distinct()))
+        ).all()
+        zones = [z for (z,) in s.execute(select(Contact.timezone).distinct())]
+    for cid, qs, qe in campaigns:
+        for zone in zones:
+            until = quiet_not_before(now, zone, qs, qe)
+            if until is None:
+                continue
+            with db.session() as s:
+                if fence is not None:
+                    fence.check(s)
+                held += s.execute(
+                    update(Outbox).where(
+                        Outbox.fire_id.in_(_fire_ids(cid)), Outbox.state == Outbox.QUEUED,
+                        or_(Outbox.not_before.is_(None), Outbox.not_before < until),
+                        Outbox.contact_id.in_(select(Contact.id).where(Contact.timezone == zone)),
+                    ).values(not_before=until, next_attempt_at=until).execution_options(synchronize_session=False)
+                ).rowcount or 0
+    if held:
+        logger.info("quiet hours: %d campaign row(s) held until morning", held)
+    return held
+
+
 # --- firing ------------------------------------------------------------------------------
 @dataclass
 class FireResult:

@@ -93,6 +93,18 @@ def resume_fires() -> None:
         logger.warning("resume_fires: %s", exc)
 
 
+def quiet_hours() -> None:
+    """Hold queued campaign rows whose recipients' quiet hours have begun."""
+    got = _context()
+    if got is None:
+        return
+    ctx, fence = got
+    try:
+        engine.enforce_quiet_hours(ctx.db, fence=fence)
+    except engine.LostLease as exc:
+        logger.warning("quiet_hours: %s", exc)
+
+
 def _call_optional(ref: str) -> object:
     """Call another part's periodic function ``module:function(db, config)``;
     a part not in the code base yet is logged once and skipped, so the

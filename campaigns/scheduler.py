@@ -25,6 +25,7 @@ job id                     trigger                                misfire grace 
 ``escalation.chase``       every 15 s                             10 s            yes
 ``retention.purge``        02:30 Asia/Yangon daily                6 h             yes
 ``campaigns.resume``       every 60 s                             60 s            yes
+``campaigns.quiet``        every 30 s                             30 s            yes
 =========================  =====================================  =============  ========
 
 A fire missed while no scheduler ran therefore runs exactly once on restart if
@@ -159,6 +160,8 @@ class Scheduler:
         self.aps.add_job("campaigns.jobs:retention_purge", CronTrigger(hour=2, minute=30, timezone=YANGON),
                          id="retention.purge", name="retention.purge", replace_existing=True,
                          misfire_grace_time=6 * 3600)
+        self.aps.add_job("campaigns.jobs:quiet_hours", IntervalTrigger(seconds=30), id="campaigns.quiet",
+                         name="campaigns.quiet", replace_existing=True, misfire_grace_time=30)
         self.aps.add_job("campaigns.jobs:resume_fires", IntervalTrigger(seconds=60), id="campaigns.resume",
                          name="campaigns.resume", replace_existing=True, misfire_grace_time=60,
                          next_run_time=clock.now().replace(tzinfo=UTC))

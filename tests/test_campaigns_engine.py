@@ -402,3 +402,18 @@ def test_audience_row_is_a_saved_filter(db, config):
     with db.session() as s:
         a = engine.create_audience(s, "Lashio planners", {"townships": ["Lashio"], "roles": ["planning"]})
         assert s.get(Audience, a.id).filter == {"roles": ["planning"], "townships": ["Lashio"]}
+
+
+def test_a_send_running_past_20_00_local_is_held_until_morning(db, config, clock):
+    clock.set(datetime(2026, 3, 2, 13, 0))  # 19:30 Yangon, 20:00 Bangkok
+    mm = add_contacts(db, 3)
+    th = add_contacts(db, 2, country="TH")
+    cid = _campaign(db, config, run_at=clock.now())
+    engine.fire_due(db, config, cid)
+    assert engine.enforce_quiet_hours(db) == 0  # the Thai rows already wait (not_before set at fire)
+    clock.set(datetime(2026, 3, 2, 13, 31))  # 20:01 in Yangon: the Myanmar rows still queued are held
+    assert engine.enforce_quiet_hours(db) == 3
+    nb = {r.contact_id: r.not_before for r in _rows(db)}
+    assert {nb[i] for i in mm} == {datetime(2026, 3, 3, 1, 30)}
+    assert {nb[i] for i in th} == {datetime(2026, 3, 3, 1, 0)}
+    assert engine.enforce_quiet_hours(db) == 0
