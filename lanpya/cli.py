@@ -302,6 +302,7 @@ AREA_COMMANDS: list[tuple[str, str]] = [
     ("lanpya.staff", "staff_cli"),
     ("lanpya.staff", "roster_cli"),
     ("campaigns.cli", "campaign"),
+    ("lanpya.content_cli", "content_cli"),
 ]
 
 _add_area_commands()

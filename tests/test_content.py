@@ -339,3 +339,34 @@ def test_menu_order_matches_the_intents(content):
     for number, intent in menu.items():
         label = labels.get(intent, intent)
         assert re.search(rf"\b{number} [^0-9]*{label}", text), (number, intent)
+
+
+# --- the staff command line ------------------------------------------------------------------
+def test_content_check_command(tmp_path):
+    from click.testing import CliRunner
+
+    from lanpya.cli import cli
+
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["content", "check"], obj={"config": cfg()})
+    assert ok.exit_code == 0, ok.output
+    assert "kac: 0/" in ok.output or "kac:" in ok.output
+    d = copy_content(tmp_path)
+    _edit(d / "answers" / "app.yml", "{hotline}", "{hotlin}")
+    bad = runner.invoke(cli, ["content", "check", "--dir", str(d)], obj={"config": cfg()})
+    assert bad.exit_code == 1
+    assert "app.yml" in bad.output and "hotlin" in bad.output
+
+
+def test_content_risk_and_show_commands():
+    from click.testing import CliRunner
+
+    from lanpya.cli import cli
+
+    runner = CliRunner()
+    hit = runner.invoke(cli, ["content", "risk", "Karum rit", "--language", "kac"], obj={"config": cfg()})
+    assert hit.exit_code == 0 and "emergency" in hit.output
+    miss = runner.invoke(cli, ["content", "risk", "what is trafficking", "--language", "en"], obj={"config": cfg()})
+    assert miss.exit_code == 1
+    shown = runner.invoke(cli, ["content", "show", "holding", "en"], obj={"config": cfg(hotline_number="+95 9 1")})
+    assert shown.exit_code == 0 and "+95 9 1" in shown.output
