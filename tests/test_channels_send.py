@@ -322,3 +322,14 @@ def test_measured_rate_across_two_workers_on_the_real_clock(pdb, provider_config
     elapsed = time.monotonic() - start
     assert len(fake_twilio.messages) == 60
     assert 1.9 <= elapsed < 6, elapsed
+
+
+def test_parallel_sending_keeps_each_recipients_order(pdb, provider_config, fake_twilio, clock):
+    with pdb.session() as s:
+        people = [get_or_create_contact(s, "sms", f"+9597915{i:05d}") for i in range(6)]
+        for n in range(5):
+            for c in people:
+                enqueue(s, body=f"part {n}", channel="sms", contact=c, seq=n)
+    assert dispatch_due(pdb, provider_config, "w1", limit=100) == 30
+    for i in range(6):
+        assert [m.body for m in fake_twilio.sent_to(f"+9597915{i:05d}")] == [f"part {n}" for n in range(5)]

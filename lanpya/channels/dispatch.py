@@ -13,6 +13,7 @@ out (its worker died mid-call) goes back to ``queued``.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: how long a claimed row belongs to its worker before it is considered abandoned
 LEASE = timedelta(minutes=5)
+#: provider calls in flight at once per dispatch (each recipient's messages stay in order)
+SEND_THREADS = 4
 CHANNELS = (Contact.SMS, Contact.VIBER)
 
 
@@ -296,7 +299,27 @@ def dispatch_due(db: Database, config: Config, worker_name: str, limit: int = 10
                 for start in range(0, len(group), BROADCAST_MAX):
                     _send_broadcast(db, sender, group[start : start + BROADCAST_MAX], worker_name)
             singles.sort(key=lambda i: i.id)
-        for item in singles:
-            _send_one(db, sender, item, worker_name)
+        _send_in_parallel(db, sender, singles, worker_name)
         handled += len(items)
     return handled
+
+
+def _send_in_parallel(db: Database, sender, items: list[Claimed], worker: str) -> None:
+    """Provider calls are network-bound: up to SEND_THREADS at once, but one
+    recipient's messages in order, one after the other, on one thread."""
+    by_recipient: dict[tuple, list[Claimed]] = {}
+    for item in sorted(items, key=lambda i: i.id):
+        by_recipient.setdefault((item.channel, item.to), []).append(item)
+    lanes = list(by_recipient.values())
+
+    def run(lane: list[Claimed]) -> None:
+        for item in lane:
+            _send_one(db, sender, item, worker)
+
+    if len(lanes) <= 1 or SEND_THREADS <= 1:
+        for lane in lanes:
+            run(lane)
+        return
+    with ThreadPoolExecutor(max_workers=min(SEND_THREADS, len(lanes)), thread_name_prefix="send") as pool:
+        for future in [pool.submit(run, lane) for lane in lanes]:
+            future.result()
