@@ -338,6 +338,13 @@ class Handler:
                     dedupe_key=f"reply:{msg.id}:{seq}", extra=extra,
                 )
                 seq += 1
+            if seq == 0:
+                # the bot said nothing (a failed response, an unknown one): never leave
+                # someone who wrote to us in silence
+                logger.warning("inbound %s: Rasa answered with no text (intent %s); default answer sent",
+                               msg.id, msg.intent)
+                self._reply(s, msg, contact, "utter_default", plan.language, dedupe=f"reply:{msg.id}:0",
+                            case_id=msg.case_id)
             self._finish(msg, Inbound.DONE)
             return "answered"
 

@@ -208,3 +208,10 @@ def test_pictures_and_stickers_get_the_text_only_answer_once(config, db, rasa, c
     assert bodies(db, sms) == [content.answer("text_only", config.default_language)]
     assert bodies(db, viber) == [content.answer("unsupported_media", config.default_language, channel="viber")]
     assert rasa.received == []
+
+
+def test_an_empty_bot_answer_gets_the_default_answer_not_silence(config, db, rasa, content, clock):
+    rasa.scripted["hello"] = {"messages": []}
+    inbound = say(db, "hello")
+    worker_for(config, db, rasa).drain()
+    assert bodies(db, inbound) == [content.answer("utter_default", "en")]
