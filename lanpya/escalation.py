@@ -435,7 +435,9 @@ def _take_step(session: Session, case: Case, config: Config, step: int, now: dat
     case.chase_step = step
     interval = timedelta(minutes=_deadline_minutes(config, case.severity))
     if step == 0:
-        case.next_chase_at = case.deadline_at or now + interval
+        # the deadline by this process's configuration (open_case may have had none)
+        case.deadline_at = (case.created_at or now) + interval
+        case.next_chase_at = case.deadline_at
     else:
         case.next_chase_at = now + interval
     if sent and case.status == Case.NEW:
