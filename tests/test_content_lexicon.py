@@ -56,6 +56,7 @@ REPORTS = [
     Report("my", "ညီမကို အတင်းလက်ထပ်ခိုင်းတယ်", "forced_marriage"),
     Report("my", "ဖုန်းဆက်လို့မရတော့ဘူး", "missing_person"),
     Report("my", "kal par", severity="emergency"),
+    Report("my", "ညီမကို တ႐ုတ္ကို ေရာင္းစားလိုက္တယ္", "trafficking"),  # typed in Zawgyi
     Report("my", "nyi ma phone ma kaing tot buu", "missing_person"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
