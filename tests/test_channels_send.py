@@ -186,6 +186,15 @@ def test_viber_transient_errors_retry(pdb, provider_config, fake_viber, clock, h
     assert len(fake_viber.messages) == 1
 
 
+def test_a_successful_reply_clears_unreachable(pdb, provider_config, fake_twilio, clock):
+    rid = add(pdb)
+    with pdb.session() as s:
+        s.get(Contact, row(pdb, rid).contact_id).unreachable = True
+    dispatch_due(pdb, provider_config, "w1")
+    assert row(pdb, rid).state == Outbox.SENT
+    assert not contact_of(pdb, "sms", PHONE).unreachable
+
+
 # --- rate and priority -----------------------------------------------------------------
 def test_rate_is_honoured_by_a_token_bucket(pdb, provider_config, fake_twilio, clock):
     cfg = replace(provider_config, twilio_rate=5.0)

@@ -214,6 +214,10 @@ def _record(session: Session, item: Claimed, worker: str, outcome: SendOutcome) 
         if row.provider_status in STATE:
             row.state = STATE[row.provider_status]
         row.sent_at = now
+        if item.contact_id is not None:  # the provider took it: reachable after all
+            contact = session.get(Contact, item.contact_id)
+            if contact is not None and contact.unreachable:
+                contact.unreachable = False
         row.error = None
         row.error_code = None
         return "sent"
