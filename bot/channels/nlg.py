@@ -41,5 +41,8 @@ class LanpyaNLG(NaturalLanguageGenerator):
         except Exception as exc:  # noqa: BLE001 - any failure: say something rather than nothing
             self.fallbacks += 1
             logger.error("NLG for %s failed (%s); sending the domain text", utter_action, type(exc).__name__)
-            kwargs.pop("domain_responses", None)
-            return await self.local.generate(utter_action, tracker, output_channel, **kwargs)
+            # Rasa passes the domain's responses with each call (the generator
+            # may be created before the model, hence before the domain)
+            responses = kwargs.pop("domain_responses", None)
+            local = TemplatedNaturalLanguageGenerator(responses) if responses else self.local
+            return await local.generate(utter_action, tracker, output_channel, **kwargs)
