@@ -206,6 +206,7 @@ NOT_KEYWORDS = [
     "1", "၁", "႑", "9",
     "ကယ်ပါ",  # a cry for help goes to the risk lexicon, never a keyword
     "karum rit",
+    "Tai",  # Thailand in Jinghpaw, not a switch to Shan
     "",
     "english please can you answer in english because i do not read burmese well",
 ]
