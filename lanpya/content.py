@@ -25,6 +25,7 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -348,6 +349,9 @@ class Content:
             return None
         tokens = folded.split()
         squashed = folded.replace(" ", "")
+        starts: dict[str, list[int]] = {}
+        for i, tok in enumerate(tokens):
+            starts.setdefault(tok[:1], []).append(i)
         order = [language] if language in LANGUAGES else []
         order += [lang for lang in LANGUAGES if lang not in order]
         lexicon = self._state.lexicon
@@ -359,7 +363,7 @@ class Content:
             for term in lexicon[lang]["terms"]:
                 if term["weak"] and not weak_ok and not (term["alone"] and folded == term["folded"]):
                     continue
-                if _term_hit(term, tokens, squashed):
+                if _term_hit(term, tokens, squashed, starts):
                     hit = RiskHit(term["category"], term["severity"], term["term"], lang)
                     if best is None or SEVERITY_RANK[hit.severity] > SEVERITY_RANK[best.severity]:
                         best = hit
@@ -421,6 +425,7 @@ def _edits(a: str, b: str, limit: int) -> int:
     return prev[-1]
 
 
+@lru_cache(maxsize=65536)
 def _tok_eq(term_tok: str, msg_tok: str) -> bool:
     """Same word, or a misspelling of it: one slip in 5-7 letters, two in 8+,
     same first letter ("kidnaped", "traffiking"; not "trafficked" for
@@ -446,11 +451,13 @@ def _match_from(words: list[str], tokens: list[str], i: int) -> bool:
     return i < len(tokens) and _tok_eq(head, tokens[i]) and _match_from(rest, tokens, i + 1)
 
 
-def _term_hit(term: dict, tokens: list[str], squashed: str) -> bool:
+def _term_hit(term: dict, tokens: list[str], squashed: str, starts: dict[str, list[int]]) -> bool:
     if term["script"] == "myanmar":
         return term["squashed"] in squashed
     words = term["tokens"]
-    if any(_match_from(words, tokens, i) for i in range(len(tokens))):
+    # a word only matches a word with the same first letter: start there
+    candidates = starts.get(words[0][:1], ()) if words[0] != "*" else range(len(tokens))
+    if any(_match_from(words, tokens, i) for i in candidates):
         return True
     # "lockedin", "sold to  china" with odd spacing
     return "*" not in words and len(term["squashed"]) >= 8 and term["squashed"] in squashed

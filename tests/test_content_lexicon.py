@@ -272,3 +272,14 @@ def test_shipped_agency_rows_are_all_marked_sample():
     assert rows and all(ln.rstrip().endswith(",true") for ln in rows)
     meta = yaml.safe_load((CONTENT / "agencies.meta.yml").read_text(encoding="utf-8"))
     assert "source" in meta and "S10" in meta["source_ids"]
+
+
+def test_a_maximum_size_message_is_screened_quickly_and_still_caught(content):
+    import time
+
+    filler = "the weather is nice and we plan to travel next month with friends from the village " * 800
+    text = filler[:60_000] + " they locked her in"
+    started = time.perf_counter()
+    hit = content.lexicon_match(text, "en")
+    assert time.perf_counter() - started < 3.0  # generous: 2 shared cores
+    assert hit is not None and hit.severity == "emergency"
