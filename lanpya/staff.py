@@ -101,6 +101,12 @@ def _day(text: str) -> int:
 
 # --- CLI ------------------------------------------------------------------------
 def _db():
+    """The database: the click context's ``obj["db"]`` (tests), else from the configuration."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if isinstance(ctx.obj, dict) and ctx.obj.get("db") is not None:
+            return ctx.obj["db"]
+        ctx = ctx.parent
     from lanpya.cli import database, load_config
 
     return database(load_config("cli"))
