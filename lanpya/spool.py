@@ -77,11 +77,17 @@ def write(directory: Path, op: str, payload: dict) -> Path:
     final = directory / name
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, token)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, final)
+        try:
+            view = memoryview(token)
+            while view:  # os.write may write less than asked (disk nearly full)
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # never leave half a record behind
+        raise
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)
