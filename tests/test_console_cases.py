@@ -256,3 +256,29 @@ def test_login_page_has_no_case_data(client, db, config, people, clock):
     report(db, config)
     html = client.get("/console/cases", follow_redirects=True).get_data(as_text=True)
     assert "Sign in" in html and re.search(r"#\d+", html) is None
+
+
+def test_agent_opens_a_case_for_a_caller(app, db, config, people, clock):
+    c = app.test_client()
+    login(c, "a1@example.org")
+    token = csrf_from(c.get("/console/cases/new").get_data(as_text=True))
+    bad = c.post("/console/cases/new", data={"csrf_token": token, "phone": "not a number", "category": "other",
+                                             "severity": "urgent"})
+    assert bad.status_code == 400 and 'role="alert"' in bad.get_data(as_text=True)
+    r = c.post("/console/cases/new", data={"csrf_token": token, "phone": "09 791 230 077", "category": "missing_person",
+                                           "severity": "emergency", "note": "mother called the hotline"})
+    assert r.status_code == 303
+    case_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    with db.session() as s:
+        case = s.get(Case, case_id)
+        contact = s.get(Contact, case.contact_id)
+        assert (case.source, case.severity, case.category, case.handoff) == ("agent", "emergency", "missing_person", True)
+        assert (case.status, case.acknowledged_by, case.next_chase_at) == (Case.ACKNOWLEDGED, people["a1"], None)
+        assert contact.address == "+959791230077"
+        assert s.scalar(select(CaseNote.body)) == "mother called the hotline"
+    # the reporter texts in later: the same contact, the message shows on the case page's live feed
+    with db.session() as s:
+        receive(s, channel="sms", provider_id="SM-caller-1", address="+959791230077", text="<i>is anyone there</i>")
+    feed = c.get(f"/console/cases/{case_id}/messages.json?after=0", headers={"Accept": "application/json"}).json
+    assert feed["count"] == 1 and feed["items"][0]["body"] == "<i>is anyone there</i>"
+    assert c.get(f"/console/cases/{case_id}/messages.json?after=1").json["items"] == []

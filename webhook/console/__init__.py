@@ -256,4 +256,58 @@ def close(case_id: int):
     return _change(case_id, act)
 
 
+@bp.route("/cases/new", methods=["GET", "POST"])
+@login_required(*CASE_ROLES)
+def new_case():
+    """An agent opens a case (e.g. for someone who phoned the hotline)."""
+    if request.method == "GET":
+        return render_template("console/new_case.html", categories=Case.CATEGORIES, severities=Case.SEVERITIES,
+                               form={})
+    from lanpya.ingest import get_or_create_contact
+    from lanpya.phone import BadNumber, normalise_phone
+
+    staff = current_staff()
+    form = request.form
+    error = None
+    try:
+        phone = normalise_phone(form.get("phone", ""))
+        category = escalation.normalise_category(form.get("category"))
+        severity = escalation.normalise_severity(form.get("severity"))
+    except (BadNumber, escalation.CaseError) as exc:
+        error = str(exc) or "that phone number is not valid"
+    if error:
+        return render_template("console/new_case.html", categories=Case.CATEGORIES, severities=Case.SEVERITIES,
+                               form={k: form.get(k, "") for k in ("category", "severity", "note")},
+                               error=error), 400
+    with db().session() as s:
+        contact = get_or_create_contact(s, Contact.SMS, phone)
+        case, created = escalation.open_case(
+            s, contact, category=category, severity=severity, source="agent", channel=Contact.SMS,
+            handoff=True, staff_id=staff.id, config=config(),
+        )
+        if case.acknowledged_at is None:
+            escalation.acknowledge(s, case, staff.id)
+        if form.get("note", "").strip():
+            escalation.add_note(s, case, staff.id, form["note"])
+        case_id = case.id
+    flash("Case opened and assigned to you." if created else "This person already had an open case: joined it.")
+    return redirect(url_for("console.case_page", case_id=case_id), 303)
+
+
+@bp.get("/cases/<int:case_id>/messages.json")
+@login_required(*CASE_ROLES)
+def messages_json(case_id: int):
+    """The conversation after message ``?after=<n>`` items, for the case page to append (as text)."""
+    with db().session() as s:
+        case = _get_case(s, case_id)
+        items = conversation(s, case)
+        status_now = case.status
+    after = request.args.get("after", type=int) or 0
+    return jsonify({
+        "count": len(items), "status": status_now,
+        "items": [{"dir": m["dir"], "at": m["at"].strftime("%Y-%m-%d %H:%M:%S") if m["at"] else "",
+                   "meta": m["meta"], "body": m["body"]} for m in items[after:]],
+    })
+
+
 nav_item("Cases", "console.queue", CASE_ROLES)

@@ -70,3 +70,43 @@
   }
   window.setTimeout(poll, INTERVAL);
 }());
+
+// Case page: append new messages of the conversation as they arrive (text only).
+(function () {
+  "use strict";
+  var list = document.getElementById("conversation");
+  if (!list || !list.dataset.poll) { return; }
+  var url = list.dataset.poll;
+  var count = parseInt(list.dataset.count || "0", 10);
+  var INTERVAL = 4000;
+
+  function add(m) {
+    var empty = list.querySelector("li.muted");
+    if (empty) { list.removeChild(empty); }
+    var li = document.createElement("li");
+    li.className = m.dir === "in" ? "in" : "out";
+    var meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = (m.dir === "in" ? "reporter" : "sent") + " · " + m.at + (m.meta ? " · " + m.meta : "");
+    li.appendChild(meta);
+    li.appendChild(document.createTextNode(m.body));
+    list.appendChild(li);
+  }
+
+  function poll() {
+    fetch(url + "?after=" + count, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (resp) {
+        if (resp.status === 401) { window.location.reload(); return null; }
+        return resp.ok ? resp.json() : null;
+      })
+      .then(function (data) {
+        if (!data) { return; }
+        if (data.count < count) { window.location.reload(); return; }
+        data.items.forEach(add);
+        count = data.count;
+      })
+      .catch(function () { /* try again on the next tick */ })
+      .then(function () { window.setTimeout(poll, INTERVAL); });
+  }
+  window.setTimeout(poll, INTERVAL);
+}());
