@@ -33,6 +33,8 @@ PHONE = "+959791234567"
 VIBER_ID = "pttm25kSGUo1919sBORWyA=="
 BIG = "x" * (70 * 1024)
 ZAWGYI = "ကၽြန္ေတာ္ ထိုင္းႏိုင္ငံကို အလုပ္သြားလုပ္ခ်င္ပါတယ္"
+UNICODE_MY = "ထိုင်းနိုင်ငံကို တရားဝင် ဘယ်လိုသွားရမလဲ"
+SHAN = "ၵူၼ်းၶၢႆႉ ၵူၼ်း ၼႂ်း မိူင်းထႆး"
 ZAWGYI_AS_UNICODE = "ကျွန်တော် ထိုင်းနိုင်ငံကို အလုပ်သွားလုပ်ချင်ပါတယ်"
 
 
@@ -147,6 +149,16 @@ CASES = [
         check=lambda s: _contact(s, "sms", PHONE) is not None),
     Row("twilio Thai number", "twilio", twilio_form("+66 81 234 5678", "hello"), 200, "", 1,
         check=lambda s: _contact(s, "sms", "+66812345678").timezone == "Asia/Bangkok"),
+    Row("twilio local Myanmar form", "twilio", twilio_form("09791234567", "hello"), 200, "", 1,
+        check=lambda s: _contact(s, "sms", PHONE) is not None),
+    Row("twilio Chinese number", "twilio", twilio_form("+86 138 0013 8000", "hello"), 200, "", 1,
+        check=lambda s: _contact(s, "sms", "+8613800138000").timezone == "Asia/Shanghai"),
+    Row("twilio Malaysian number", "twilio", twilio_form("+60 12-345 6789", "hello"), 200, "", 1,
+        check=lambda s: _contact(s, "sms", "+60123456789").country == "MY"),
+    Row("twilio Unicode Burmese untouched", "twilio", twilio_form(PHONE, UNICODE_MY), 200, "", 1,
+        check=lambda s: _only_inbound(s).body == UNICODE_MY and _contact(s, "sms", PHONE).encoding == "unicode"),
+    Row("twilio Shan untouched", "twilio", twilio_form(PHONE, SHAN), 200, "", 1,
+        check=lambda s: _only_inbound(s).body == SHAN),
     Row("twilio zawgyi converted", "twilio", twilio_form(PHONE, ZAWGYI), 200, "", 1,
         check=lambda s: _only_inbound(s).body == ZAWGYI_AS_UNICODE
         and _contact(s, "sms", PHONE).encoding == "zawgyi"),
