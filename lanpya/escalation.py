@@ -297,6 +297,8 @@ def reply(session: Session, case: Case, staff_id: int, body: str) -> Outbox:
     contact = session.get(Contact, case.contact_id) if case.contact_id else None
     if contact is None or contact.erased_at is not None or not contact.address:
         raise CaseError("the reporter cannot be reached (no contact address)")
+    if contact.opted_out:
+        raise CaseError("the reporter sent STOP: no messages can be sent to them (call them if you have consent)")
     if case.acknowledged_at is None:
         acknowledge(session, case, staff_id)
     if case.status == Case.ACKNOWLEDGED:
