@@ -220,3 +220,12 @@ def test_inactive_staff_cannot_sign_in(client, db, clock):
     with db.session() as s:
         s.get(Staff, sid).active = False
     assert login(client, "a@example.org").status_code == 401
+
+
+def test_api_token_does_not_open_console_pages(app_with_probe, db, clock):
+    sid = make_staff(db, "a@example.org", Staff.AGENT)
+    with db.session() as s:
+        token = new_api_token(s, s.get(Staff, sid))
+    c = app_with_probe.test_client()
+    r = c.get("/console/probe/agent", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 302 and "/login" in r.headers["Location"]

@@ -125,6 +125,9 @@ def _load_staff() -> Staff | None:
 
 
 def _bearer() -> str | None:
+    """The API token, on /api/* only (console pages need a signed-in session)."""
+    if not request.path.startswith("/api/"):
+        return None
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
         return auth[7:].strip()
@@ -143,7 +146,7 @@ def has_role(staff: Staff | None, *roles: str) -> bool:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or _bearer() is not None or request.accept_mimetypes.best == "application/json"
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
 def login_required(*roles: str):
