@@ -21,7 +21,7 @@ from bench import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 #: run in this order; each module is bench/<name>.py with run(quick) -> list[Result]
-MODULES = ["nlu_eval", "content", "e2e", "escalation", "campaigns", "insights", "drills"]
+MODULES = ["nlu_eval", "content", "e2e", "channels", "escalation", "campaigns", "insights", "drills"]
 
 
 def table(results: list[Result]) -> str:
