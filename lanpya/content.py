@@ -197,6 +197,7 @@ class Content:
         self.required = REQUIRED_LANGUAGES if require_all_languages else ("en",)
         self._lock = threading.Lock()
         self._sig = _signature(self.directory)
+        self._bad_sig: tuple | None = None
         self._state = _State(self.directory, include_samples, self.required)
 
     # ------------------------------------------------------------------
@@ -225,15 +226,17 @@ class Content:
         """Re-read the files if one changed; True if reloaded. A broken edit
         is logged and the last good content kept."""
         sig = _signature(self.directory)
-        if sig == self._sig:
+        if sig == self._sig or sig == self._bad_sig:
             return False
         with self._lock:
-            if sig == self._sig:
+            if sig == self._sig or sig == self._bad_sig:
                 return False
             try:
                 state = _State(self.directory, self.include_samples, self.required)
             except ContentError as exc:
-                _warn_once(f"broken:{sig}", "content edit rejected, keeping the previous version: %s", exc)
+                # not re-read until the files change again
+                self._bad_sig = sig
+                logger.error("content edit rejected, keeping the previous version: %s", exc)
                 return False
             self._state, self._sig = state, sig
             logger.info("content reloaded from %s", self.directory)
