@@ -135,8 +135,9 @@ def _open_case(session: Session, contact_id: int) -> bool:
     )
 
 
-def _recipient(session: Session, row: Outbox) -> tuple[str | None, str | None]:
-    """(address, reason it must not be sent)."""
+def _recipient(session: Session, row: Outbox, open_case_ids: set[int] | None = None) -> tuple[str | None, str | None]:
+    """(address, reason it must not be sent). ``open_case_ids``: contacts with an
+    open case, when the caller loaded them for a whole batch."""
     if row.staff_id is not None and row.contact_id is None:
         staff = session.get(Staff, row.staff_id)
         if staff is None or not staff.active:
@@ -151,7 +152,7 @@ def _recipient(session: Session, row: Outbox) -> tuple[str | None, str | None]:
             return None, "opted out"
         if contact.unreachable:
             return None, "unreachable"
-        if _open_case(session, contact.id):
+        if contact.id in open_case_ids if open_case_ids is not None else _open_case(session, contact.id):
             return None, "open case"
     return contact.address, None
 
@@ -165,8 +166,16 @@ def _claim(db: Database, config: Config, channel: str, worker: str, limit: int) 
         if want <= 0:
             return []
         rows = s.scalars(_lock(s, _due(channel, now).limit(want))).all()
+        # one query each for the batch's contacts and open cases, not two per row
+        contact_ids = {r.contact_id for r in rows if r.contact_id is not None}
+        open_ids: set[int] = set()
+        _held: list[Contact] = []  # kept alive, so session.get below finds them in the (weak) identity map
+        if contact_ids:
+            _held = list(s.scalars(select(Contact).where(Contact.id.in_(contact_ids))))
+            open_ids = set(s.scalars(select(Case.contact_id).where(
+                Case.contact_id.in_(contact_ids), Case.status.in_(Case.OPEN))))
         for row in rows:
-            to, reason = _recipient(s, row)
+            to, reason = _recipient(s, row, open_ids)
             if reason is not None:
                 row.state = Outbox.CANCELLED
                 row.error = reason
