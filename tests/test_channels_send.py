@@ -342,3 +342,39 @@ def test_parallel_sending_keeps_each_recipients_order(pdb, provider_config, fake
     assert dispatch_due(pdb, provider_config, "w1", limit=100) == 30
     for i in range(6):
         assert [m.body for m in fake_twilio.sent_to(f"+9597915{i:05d}")] == [f"part {n}" for n in range(5)]
+
+
+@pytest.mark.parametrize(
+    "http_status, code, kind, flag",
+    [
+        (500, None, "transient", None),
+        (502, None, "transient", None),
+        (429, None, "transient", None),
+        (400, 30001, "transient", None),
+        (429, 20429, "transient", None),
+        (401, 20003, "transient", None),  # bad credentials: an operator fixes it, nothing is lost meanwhile
+        (400, 21211, "permanent", "unreachable"),
+        (400, 21610, "permanent", "opted_out"),
+        (400, 21614, "permanent", "unreachable"),
+        (400, 21408, "permanent", None),  # region not enabled: not the contact's fault
+        (400, 99999, "permanent", None),
+        (404, None, "permanent", None),
+    ],
+)
+def test_twilio_error_classification(http_status, code, kind, flag):
+    from lanpya.channels.errors import classify_twilio
+
+    err = classify_twilio(http_status, code)
+    assert (err.kind, err.contact_flag) == (kind, flag)
+
+
+@pytest.mark.parametrize(
+    "status, kind, flag",
+    [(5, "permanent", "unreachable"), (6, "permanent", "opted_out"), (11, "permanent", "unreachable"),
+     (12, "transient", None), (2, "transient", None), (3, "permanent", None), (99, "transient", None)],
+)
+def test_viber_error_classification(status, kind, flag):
+    from lanpya.channels.errors import classify_viber
+
+    err = classify_viber(status)
+    assert (err.kind, err.contact_flag) == (kind, flag)
