@@ -375,3 +375,46 @@ def test_content_risk_and_show_commands():
     assert miss.exit_code == 1
     shown = runner.invoke(cli, ["content", "show", "holding", "en"], obj={"config": cfg(hotline_number="+95 9 1")})
     assert shown.exit_code == 0 and "+95 9 1" in shown.output
+
+
+# --- what the answers tell people to send works ---------------------------------------------
+def _bot_words():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bot_words", ROOT / "bot" / "actions" / "words.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+YES_NO = {"en": ("YES", "NO"), "my": ("ဟုတ်", "မဟုတ်"), "kac": ("RE", "N RE"), "shn": ("ၸႂ်ႈ", "ဢမ်ႇၸႂ်ႈ")}
+YES_NO_KEYS = ["utter_ask_in_danger", "utter_ask_callback", "utter_ask_consent", "utter_delete_confirm"]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_yes_and_no_words_we_ask_for_are_understood_by_the_bot(content, language):
+    if not (ROOT / "bot" / "actions" / "words.py").exists():
+        pytest.skip("bot/actions/words.py not written yet")
+    words = _bot_words()
+    yes, no = YES_NO[language]
+    assert words.yes_no(yes) == "yes" and words.yes_no(no) == "no"
+    for key in YES_NO_KEYS:
+        text = content.answer(key, language)
+        assert yes in text and no in text, (key, language)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_skip_stop_start_and_language_words_in_answers_work(content, language):
+    from lanpya.keywords import match_keyword
+
+    if (ROOT / "bot" / "actions" / "words.py").exists():
+        assert "SKIP" in content.answer("utter_ask_relationship", language)
+        assert _bot_words().is_skip("SKIP")
+    assert "STOP" in content.answer("utter_subscribed", language)
+    assert match_keyword("STOP", content).kind == "stop"
+    assert "START" in content.answer("stop_confirm", language)
+    assert match_keyword("START", content).kind == "start"
+    choose = content.answer("utter_choose_language", language)
+    named = [w for w in re.split(r"[\s,.;:၊။\-]+", choose) if match_keyword(w, content) is not None]
+    languages = {match_keyword(w, content).language for w in named}
+    assert languages == set(LANGUAGES), (language, named)
