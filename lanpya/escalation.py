@@ -8,8 +8,10 @@
   No names, no details.
 - ``chase_due`` (the scheduler, every 15 s): an open case nobody acknowledged
   by ``next_chase_at`` climbs one step: the next rank on call, then the
-  shifts' supervisors, then every active admin and supervisor. Each step is
-  written to the audit log; acknowledging stops the chase.
+  shifts' supervisors, then every active admin and supervisor — that last
+  level again every deadline period until someone acknowledges (a report
+  is never left to go quiet). Each step is written to the audit log;
+  acknowledging stops the chase.
 
 Duplicates are impossible by construction: each alert is an ``Alert`` row
 unique on (case, step, staff) written with its outbox row (dedupe key

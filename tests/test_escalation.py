@@ -280,3 +280,16 @@ def test_record_answer_keeps_narrative_encrypted(config, db, clock):
         raw = s.connection().exec_driver_sql(f'SELECT narrative FROM "case" WHERE id = {case_id}').scalar()
         raw = raw if isinstance(raw, str) else bytes(raw).decode("latin-1")
         assert "Ruili" not in raw and raw
+
+
+def test_top_of_the_ladder_repeats_until_acknowledged(config, db, clock):
+    ids = roster(db)
+    case_id = open_and_alert(db, config, reporter(db), Case.EMERGENCY)
+    for _ in range(5):
+        clock.advance(minutes=5)
+        escalation.chase_due(db, config)
+    assert alerts(db, case_id)[3:] == [(3, ids["boss"]), (4, ids["boss"]), (5, ids["boss"])]
+    with db.session() as s:
+        escalation.acknowledge(s, s.get(Case, case_id), ids["boss"])
+    clock.advance(minutes=30)
+    assert escalation.chase_due(db, config) == 0 and len(alerts(db, case_id)) == 6
