@@ -105,6 +105,7 @@ def test_queue_orders_by_severity_then_time_left(app, db, config, people, clock)
     html = c.get("/console/cases").get_data(as_text=True)
     assert html.index(f"#{emergency}<") < html.index(f"#{normal}<")
     assert 'data-poll="/console/cases.json"' in html and "console.js" in html
+    assert "On call now: a1@example.org (rank 1), a2@example.org (rank 2), sup@example.org (supervisor)" in html
 
 
 def test_ack_reply_take_over_close_from_the_console(app, db, config, people, clock):

@@ -93,7 +93,18 @@ def queue():
     statuses = (Case.CLOSED,) if show == "closed" else Case.OPEN
     with db().session() as s:
         rows = queue_rows(s, statuses)
-    return render_template("console/queue.html", rows=rows, show=show)
+        oncall = on_call_now(s)
+    return render_template("console/queue.html", rows=rows, show=show, oncall=oncall)
+
+
+def on_call_now(session) -> list[str]:
+    """"a1@example.org (rank 1)", ... and the supervisors: who gets the next alert."""
+    people = escalation.on_call(session)
+    emails = {st.id: st.email for st in session.scalars(select(Staff))}
+    out = [f"{emails.get(p.staff_id, '?')} (rank {p.rank})" for p in people]
+    sups = dict.fromkeys(p.supervisor_id for p in people if p.supervisor_id)
+    out += [f"{emails.get(sid, '?')} (supervisor)" for sid in sups]
+    return out
 
 
 @bp.get("/cases.json")
