@@ -303,6 +303,7 @@ AREA_COMMANDS: list[tuple[str, str]] = [
     ("lanpya.staff", "roster_cli"),
     ("campaigns.cli", "campaign"),
     ("lanpya.content_cli", "content_cli"),
+    ("lanpya.insights", "insights_cli"),
 ]
 
 _add_area_commands()

@@ -53,6 +53,7 @@ BLUEPRINTS: list[str] = [
     "webhook.console",
     "webhook.api",
     "webhook.internal_content",
+    "webhook.insights",
 ]
 
 
