@@ -15,7 +15,7 @@ supervisor, campaigner (and admin).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, render_template, request
@@ -89,13 +89,14 @@ def page():
     filters, by, loaded = _load()
     if filters is None:
         return render_template("insights.html", error=loaded, args=_args(), charts=[], headline=[],
-                               options={}, dims=DIMENSIONS, query=""), 400
+                               options={}, dims=DIMENSIONS, query="", min_cell=config().insights_min_cell), 400
     tables, headline, options = loaded
     query = _query(filters, by)
     charts = [_chart(t, f"/console/insights/{t.measure}.csv?{query}") for t in tables]
     return render_template(
         "insights.html", error=None, args=_form_values(filters, by), charts=charts, options=options,
         headline=_headline(headline), dims=DIMENSIONS, query=query, filters=filters, by=by,
+        min_cell=config().insights_min_cell,
     )
 
 
@@ -106,7 +107,7 @@ def print_view():
     if filters is None:
         abort(Response(loaded, status=400, mimetype="text/plain"))
     tables, headline, _options = loaded
-    charts = [_chart(t, "", width=520, height=150) for t in tables]
+    charts = [_chart(_without_empty_columns(t), "", width=520, height=130) for t in tables]
     staff = current_staff()
     with db().session() as s:
         audit.record(s, "insights_print", "insights", None, staff_id=staff.id if staff else None,
@@ -131,6 +132,15 @@ def download(measure: str):
     name = f"lanpya-{measure}-{by}-{filters.start.isoformat()}-{filters.end.isoformat()}.csv"
     return Response(table.csv(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _without_empty_columns(table: Published) -> Published:
+    """The one-page summary drops columns that are 0 in every row (nothing hidden in them)."""
+    keep = [j for j in range(len(table.columns)) if any(row[j] != 0 for row in table.cells)]
+    if not table.cells or len(keep) == len(table.columns):
+        return table
+    return replace(table, columns=[table.columns[j] for j in keep],
+                   cells=[[row[j] for j in keep] for row in table.cells])
 
 
 def _form_values(filters, by: str) -> dict[str, str]:
