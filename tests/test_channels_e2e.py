@@ -15,7 +15,7 @@ from lanpya.db import Database
 from lanpya.models import Contact, Inbound, Outbox
 from tests.fakes import twilio_form, viber_message
 from tests.rasa_fake import FakeRasa
-from tests.support import LiveServer, free_port
+from tests.support import LiveServer, free_port, wait_until
 
 PHONE = "+959791230001"
 VIBER_ID = "e2e-viber-user-0001=="
@@ -121,29 +121,30 @@ def test_keywords_work_through_the_channels_even_during_a_hand_off(stack, fake_t
     from lanpya.models import Case
 
     cfg, db, web, worker = stack
-    _sms(fake_twilio, web.url, cfg, twilio_form(PHONE, "my sister did not come back"))
-    worker.drain(30)
+
+    def say(text: str, expect_total: int) -> None:
+        _sms(fake_twilio, web.url, cfg, twilio_form(PHONE, text))
+        wait_until(lambda: (worker.drain(30) or True) and len(fake_twilio.sent_to(PHONE)) >= expect_total,
+                   timeout=30, what=f"answer {expect_total}")
+
+    say("hello", 1)
     with db.session() as s:
         contact = s.scalar(select(Contact).where(Contact.address_hash == lookup_hash(PHONE)))
         s.add(Case(contact_id=contact.id, status=Case.NEW, handoff=True, channel="sms"))
-    before = len(fake_twilio.sent_to(PHONE))
 
-    _sms(fake_twilio, web.url, cfg, twilio_form(PHONE, "ရပ်"))
-    worker.drain(30)
+    say("ရပ်", 2)
     with db.session() as s:
         assert s.scalar(select(Contact.opted_out).where(Contact.address_hash == lookup_hash(PHONE))) is True
-    _sms(fake_twilio, web.url, cfg, twilio_form(PHONE, "START"))
-    worker.drain(30)
+    say("START", 3)
     with db.session() as s:
         assert s.scalar(select(Contact.opted_out).where(Contact.address_hash == lookup_hash(PHONE))) is False
-    _sms(fake_twilio, web.url, cfg, twilio_form(PHONE, "HELP"))
-    worker.drain(30)
-    answers = [m.body for m in fake_twilio.sent_to(PHONE)[before:]]
-    assert len(answers) == 3 and all(answers)
-    assert cfg.hotline_number in answers[2]
+    say("HELP", 4)
+    answers = [m.body for m in fake_twilio.sent_to(PHONE)]
+    assert len(answers) == 4 and all(answers)
+    assert cfg.hotline_number in answers[3]
 
     fake_viber.post_event(viber_message(VIBER_ID, "Jinghpaw"))
-    worker.drain(30)
+    wait_until(lambda: (worker.drain(30) or True) and fake_viber.sent_to(VIBER_ID), timeout=30, what="language_set")
     with db.session() as s:
         c = s.scalar(select(Contact).where(Contact.address_hash == lookup_hash(VIBER_ID)))
         assert (c.language, c.language_chosen) == ("kac", True)
