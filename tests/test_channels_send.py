@@ -330,7 +330,7 @@ def test_measured_rate_across_two_workers_on_the_real_clock(pdb, provider_config
     [t.join(40) for t in threads]
     elapsed = time.monotonic() - start
     assert len(fake_twilio.messages) == 60
-    assert 1.9 <= elapsed < 6, elapsed
+    assert 1.9 <= elapsed < 20, elapsed  # the floor is the point; the ceiling only catches a stall
 
 
 def test_parallel_sending_keeps_each_recipients_order(pdb, provider_config, fake_twilio, clock):
