@@ -54,6 +54,7 @@ class RasaClient:
     """
 
     MAX_PAUSE = timedelta(seconds=15)
+    SLOW_PAUSE = timedelta(seconds=2)
 
     def __init__(
         self,
@@ -78,10 +79,16 @@ class RasaClient:
             if self._open_until is not None and clock.now() < self._open_until:
                 raise RasaUnavailable("circuit open")
 
-    def _failed(self) -> None:
+    def _failed(self, slow: bool = False) -> None:
+        """``slow``: Rasa did not answer in time (it is busy, or hanging): a short,
+        flat pause sheds our load without stopping the conversation for long.
+        Otherwise (refused connection, 5xx) the pause grows 1, 2, 4 … 15 s."""
         with self._lock:
             self._failures += 1
-            pause = min(timedelta(seconds=2 ** min(self._failures - 1, 10)), self.MAX_PAUSE)
+            if slow:
+                pause = self.SLOW_PAUSE
+            else:
+                pause = min(timedelta(seconds=2 ** min(self._failures - 1, 10)), self.MAX_PAUSE)
             self._open_until = clock.now() + pause
 
     def _succeeded(self) -> None:
@@ -101,7 +108,7 @@ class RasaClient:
         try:
             resp = self._session().post(url, timeout=(self.connect_timeout, self.timeout), **kwargs)
         except requests.RequestException as exc:
-            self._failed()
+            self._failed(slow=isinstance(exc, requests.ReadTimeout))
             raise RasaUnavailable(type(exc).__name__) from exc
         if resp.status_code >= 500:
             self._failed()
