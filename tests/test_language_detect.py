@@ -42,7 +42,9 @@ def shares(texts: list[str]) -> Counter:
 def test_jinghpaw_heldout_is_detected_as_kac():
     texts = heldout_texts("kac")
     got = shares(texts)
-    assert got["kac"] / len(texts) >= 0.90, got
+    # the agreed floor is 90 %; the extended marker list reaches 267/271, the
+    # list before it 254/271, so 97 % guards the extension
+    assert got["kac"] / len(texts) >= 0.97, got
 
 
 def test_jinghpaw_heldout_is_never_taken_for_burmese_or_shan():
