@@ -27,6 +27,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -156,25 +158,51 @@ def apply(session: Session, op: str, payload: dict, at: str | None = None) -> An
 
 
 # --- the one entry point for webhooks ------------------------------------------------
-def persist(db: Database, directory: Path, op: str, payload: dict) -> tuple[Any, bool]:
-    """Apply a record in its own transaction; if the database cannot be
-    written, spool it. Returns (result, spooled). Raises :class:`SpoolError`
-    only when the disk fails too (the webhook then answers 503 and the
-    provider retries)."""
+#: a webhook waits at most this long for the database, then spools (Twilio gives
+#: up on a webhook after 15 s, Viber after 5 s; a slow commit must not lose a message)
+PERSIST_TIMEOUT_S = 4.0
+_persist_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="persist")
+
+
+def _apply_committed(db: Database, op: str, payload: dict) -> Any:
+    with db.session() as session:
+        return apply(session, op, payload)
+
+
+def _spool(directory: Path, op: str, payload: dict) -> None:
     try:
-        with db.session() as session:
-            result = apply(session, op, payload)
-        if pending(directory):
-            replay_soon(db, directory)
-        return result, False
+        write(directory, op, payload)
+    except OSError as disk:
+        logger.error("spool write failed: %s", disk.strerror or type(disk).__name__)
+        raise SpoolError("database and spool both unavailable") from disk
+
+
+def persist(
+    db: Database, directory: Path, op: str, payload: dict, timeout: float | None = None
+) -> tuple[Any, bool]:
+    """Apply a record in its own transaction; if the database cannot be
+    written — an error, or no commit within ``timeout`` seconds (a long lock,
+    a stalled disk) — spool it. Returns (result, spooled).
+
+    A spooled record whose slow transaction commits after all is harmless:
+    every record kind is idempotent, so the replay finds it already there.
+    Raises :class:`SpoolError` only when the disk fails too (the webhook then
+    answers 503 and the provider retries)."""
+    timeout = PERSIST_TIMEOUT_S if timeout is None else timeout
+    future = _persist_pool.submit(_apply_committed, db, op, payload)
+    try:
+        result = future.result(timeout=timeout)
+    except FutureTimeout:
+        logger.warning("database slow (no commit in %.1f s): spooling a %s record", timeout, op)
+        _spool(directory, op, payload)
+        return None, True
     except DATABASE_DOWN as exc:
         logger.warning("database unavailable (%s): spooling a %s record", type(exc).__name__, op)
-        try:
-            write(directory, op, payload)
-        except OSError as disk:
-            logger.error("spool write failed: %s", disk.strerror or type(disk).__name__)
-            raise SpoolError("database and spool both unavailable") from disk
+        _spool(directory, op, payload)
         return None, True
+    if pending(directory):
+        replay_soon(db, directory)
+    return result, False
 
 
 # --- replay ------------------------------------------------------------------------------

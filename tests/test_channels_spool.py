@@ -167,3 +167,34 @@ def test_fuzz_signed_viber_json_never_500(wapp, event):
 def test_fuzz_signed_viber_bytes_never_500(wapp, raw):
     resp = post_viber(wapp.test_client(), raw)
     assert resp.status_code in (200, 400)
+
+
+def test_a_database_locked_too_long_spools_within_the_deadline(wapp, db, wh_config, monkeypatch):
+    """SQLite's write lock held by a long transaction (a big campaign insert):
+    the webhook does not wait past PERSIST_TIMEOUT_S; it spools and answers,
+    and the message is stored exactly once when the lock is released."""
+    import time
+
+    from sqlalchemy import text
+
+    from tests.fakes import twilio_form
+
+    if not db.is_sqlite:
+        pytest.skip("the write lock under test is SQLite's")
+    monkeypatch.setattr(spool, "PERSIST_TIMEOUT_S", 0.5)
+    client = wapp.test_client()
+    holder = db.engine.connect()
+    holder.execute(text("UPDATE contact SET language = language"))  # BEGIN IMMEDIATE: holds the write lock
+    try:
+        t0 = time.monotonic()
+        resp = post_twilio(client, "/sms/twilio", twilio_form("+959791239999", "while locked", sid="SMlocked"))
+        took = time.monotonic() - t0
+    finally:
+        holder.rollback()
+        holder.close()
+    assert resp.status_code == 200 and took < 3, took
+    assert len(spool.pending(wh_config.spool_dir)) == 1
+    time.sleep(0.5)  # the slow transaction may now commit too
+    spool.replay(db, wh_config)
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Inbound).where(Inbound.provider_id == "SMlocked")) == 1
