@@ -115,7 +115,8 @@ JINGHPAW_MARKERS = frozenset(
     nna grau lata galai myen wunpawng hkying hkra yaw sahte kam kabu shaman
     karai kasang jahpawt shana hpawt labau poi manau marang htu mahkawn ngay
     kanin gumpraw cheju kaba kba chyejuu hka shap hpyet kap seng kasin htawt
-    shangun shamat kajaai kja jinghku nhtoi tsaw jahpu hpaga ming
+    shangun shamat kajaai kja jinghku nhtoi tsaw jahpu hpaga ming krum khrit phe
+    phu khap khungran chyezu
     """.split()
 )
 #: common English words, to weigh against the Jinghpaw markers
