@@ -439,10 +439,11 @@ def publish(raw: _Raw, filters: Filters, min_cell: int) -> Published:
     1. primary: every count 1..k-1 is shown as "<k" — cells, row totals,
        every metric;
     2. complementary, partition tables: in each row (cells + its shown total)
-       and each column (cells of one column across the rows), if exactly one
-       non-zero cell is hidden, the smallest other non-zero cell is hidden
-       too (shown "x"), repeated until no line has a single hidden cell —
-       so no hidden cell equals a shown total minus shown cells;
+       and each column (cells of one column across the rows), while a reader
+       could pin down a hidden cell from the total (one hidden cell, or a
+       "<k" cell left with a single possible value), the smallest other
+       non-zero cell is hidden too (shown "x"; a zero when no other is left;
+       in a row with nothing left, the total) — see :func:`_line_safe`;
     3. means (minutes to acknowledge ...) are shown only where the count
        they are taken over is shown.
     """
@@ -459,21 +460,29 @@ def publish(raw: _Raw, filters: Filters, min_cell: int) -> Published:
     if kind == "partition":
         hidden = [[0 < v < k for v in line] for line in matrix]
         row_totals = [int(sum(line)) for line in matrix]
+        col_totals = [int(sum(matrix[i][j] for i in range(len(rows)))) for j in range(len(columns))]
         total_hidden = [0 < t < k for t in row_totals]
+        total_secondary = [False] * len(rows)
         secondary = [[False] * len(columns) for _ in rows]
         changed = True
         while changed:
             changed = False
-            # rows: a shown total minus the shown cells must not give one hidden cell
+            # rows: the shown total minus the shown cells must not pin down a hidden cell
             for i, line in enumerate(matrix):
                 if total_hidden[i]:
                     continue
-                changed |= _complement([(j, line[j]) for j in range(len(columns))], hidden[i], secondary[i])
-            # columns: the same across rows (the column total can be had from a coarser table)
+                result = _complement([(j, line[j]) for j in range(len(columns))], hidden[i], secondary[i], k)
+                if result == "stuck":  # nothing left to hide: hide the total instead
+                    total_hidden[i] = total_secondary[i] = True
+                changed |= result is not None
+            # columns: the same across rows (a coarser view — the month, the state, no filter —
+            # shows the column's total); a column total under k is itself only shown as "<k"
             for j in range(len(columns)):
+                if col_totals[j] < k:
+                    continue
                 col_hidden = [hidden[i][j] for i in range(len(rows))]
                 col_secondary = [secondary[i][j] for i in range(len(rows))]
-                if _complement([(i, matrix[i][j]) for i in range(len(rows))], col_hidden, col_secondary):
+                if _complement([(i, matrix[i][j]) for i in range(len(rows))], col_hidden, col_secondary, k) == "hid":
                     changed = True
                     for i in range(len(rows)):
                         hidden[i][j], secondary[i][j] = col_hidden[i], col_secondary[i]
@@ -482,8 +491,8 @@ def publish(raw: _Raw, filters: Filters, min_cell: int) -> Published:
                 (HIDDEN if secondary[i][j] else SMALL.format(k=k)) if hidden[i][j] else int(v)
                 for j, v in enumerate(line)
             ])
-        totals = [suppress_count(t, k) for t in row_totals]
-        if any(any(line) for line in secondary):
+        totals = [HIDDEN if total_secondary[i] else suppress_count(t, k) for i, t in enumerate(row_totals)]
+        if any(any(line) for line in secondary) or any(total_secondary):
             notes.append(f"{HIDDEN}: hidden so that a {SMALL.format(k=k)} figure cannot be worked out from a total.")
     else:
         for r in rows:
@@ -506,18 +515,49 @@ def publish(raw: _Raw, filters: Filters, min_cell: int) -> Published:
     )
 
 
-def _complement(line: list[tuple[int, float]], hidden: list[bool], secondary: list[bool]) -> bool:
-    """If exactly one cell of ``line`` is hidden, hide one more: the smallest
-    other non-zero cell, else a zero cell (shown "x", it could be anything)."""
-    if sum(1 for idx, _ in line if hidden[idx]) != 1:
-        return False
-    visible = sorted((v == 0, v, pos) for pos, (idx, v) in enumerate(line) if not hidden[idx])
+def _complement(line: list[tuple[int, float]], hidden: list[bool], secondary: list[bool], k: int) -> str | None:
+    """Hide one more cell of ``line`` (a row or column whose total is known) if
+    its hidden cells could be worked out; "hid" when it did, "stuck" when it
+    should but nothing is left to hide, None when the line is safe."""
+    if _line_safe(line, hidden, secondary, k):
+        return None
+    visible = sorted((v, pos) for pos, (idx, v) in enumerate(line) if not hidden[idx] and v > 0)
+    has_secondary = any(hidden[idx] and secondary[idx] for idx, _ in line)
+    n_hidden = sum(1 for idx, _ in line if hidden[idx])
+    if not visible and (n_hidden == 1 or not has_secondary):  # a hidden zero could also be ≥ k
+        visible = [(0, pos) for pos, (idx, v) in enumerate(line) if not hidden[idx]]
     if not visible:
-        return False
-    idx = line[visible[0][2]][0]
+        return "stuck"
+    idx = line[visible[0][1]][0]
     hidden[idx] = True
     secondary[idx] = True
-    return True
+    return "hid"
+
+
+def _line_safe(line: list[tuple[int, float]], hidden: list[bool], secondary: list[bool], k: int) -> bool:
+    """Can a reader who knows the line's total and this rule pin down a hidden cell?
+
+    They see the sum H of the hidden cells (total − shown cells); each "<k"
+    cell is 1..k-1 and each "x" cell is 0 or ≥ k. The line is safe when it
+    does not have exactly one hidden cell and every "<k" cell could still
+    take at least two values (all k-1 of them when k ≤ 3)."""
+    n_hidden = sum(1 for idx, _ in line if hidden[idx])
+    if n_hidden == 0:
+        return True
+    if n_hidden == 1:
+        return False
+    primaries = sum(1 for idx, _ in line if hidden[idx] and not secondary[idx])
+    if primaries == 0:
+        return True
+    total_hidden = int(sum(v for idx, v in line if hidden[idx]))
+    has_secondary = primaries < n_hidden
+    lo, hi = primaries - 1, (primaries - 1) * (k - 1)  # what the other "<k" cells can add up to
+    feasible = 0
+    for a in range(1, k):
+        rest = total_hidden - a
+        if lo <= rest <= hi or (has_secondary and rest - k >= lo):
+            feasible += 1
+    return feasible >= min(2, k - 1)
 
 
 def _ordered_rows(raw: _Raw, filters: Filters) -> list[tuple[str, ...]]:

@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from lanpya import insights
@@ -222,16 +224,20 @@ def test_small_cells_and_their_complements_are_hidden(db):
     assert v("Myitkyina", "Checking an agency") == "<5"
     assert v("Myitkyina", "Documents and passports") == "x"
     assert v("Myitkyina", "Total") == 17
-    # Lashio: fees 1 is small; legal 5 hides it from the total 6
+    # Lashio: fees 1 is small; hiding legal 5 is not enough (6 = a small cell + a hidden cell that is
+    # 0 or at least 5 → the small one is 1), and nothing else is left: the total is hidden too
     assert v("Lashio", "Fees and debt") == "<5"
     assert v("Lashio", "Legal migration") == "x"
-    assert v("Lashio", "Total") == 6
+    assert v("Lashio", "Total") == "x"
     # Bhamo: everything small, the total too
     assert v("Bhamo", "Legal migration") == "<5" and v("Bhamo", "Total") == "<5"
-    # columns: no column keeps a single hidden cell (its total is on the month table)
+    # columns: no column whose total the month table shows (≥ 5) keeps a single hidden cell
+    assert v("Lashio", "Documents and passports") == "x"  # a zero, hidden so Myitkyina's 6 is not pinned down
+    month = {"Legal migration": 15, "Documents and passports": 6}
     for j, name in enumerate(t.columns):
         col = [t.cells[i][j] for i in range(len(t.rows))]
-        assert sum(1 for c in col if isinstance(c, str)) != 1, (name, col)
+        if name in month:
+            assert sum(1 for c in col if isinstance(c, str)) >= 2, (name, col)
     for i, row in enumerate(t.rows):
         line = t.cells[i]
         if isinstance(t.totals[i], int):
@@ -249,9 +255,11 @@ def test_no_hidden_cell_can_be_worked_out_from_shown_totals(db):
                 for i in range(len(t.rows)):
                     if isinstance(t.totals[i], int):
                         assert sum(isinstance(c, str) for c in t.cells[i]) != 1, (measure, by, t.rows[i])
+                month = insights.table(s, measure, OCT, [], min_cell=5)
                 if len(t.rows) > 1:
-                    for j in range(len(t.columns)):
-                        assert sum(isinstance(t.cells[i][j], str) for i in range(len(t.rows))) != 1, (measure, by)
+                    for j, name in enumerate(t.columns):
+                        if isinstance(month.value((), name), int):  # the column's total is shown elsewhere
+                            assert sum(isinstance(t.cells[i][j], str) for i in range(len(t.rows))) != 1, (measure, by)
 
 
 def test_metric_tables_suppress_each_small_count_and_means_over_small_counts(db):
@@ -470,3 +478,34 @@ def test_seed_touches_no_case_or_message_text_in_outputs(db):
         assert SECRET_TEXT not in text and SECRET_NARRATIVE not in text and "+9597" not in text
     assert {t.measure for t in tables} == set(insights.MEASURES)
     _ = (Inbound, Outbox)
+
+
+# --- the complementary rule holds against a reader who knows it ---------------------------------
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=12), min_size=2, max_size=4))
+def test_no_small_cell_can_be_pinned_down_from_a_shown_total(values):
+    """Brute force: every assignment a reader could believe ("<5" = 1..4, "x" = 0 or ≥ 5) that adds up
+    to the shown total leaves each "<5" cell at least two possible values."""
+    import itertools
+
+    k = 5
+    cols = [(f"c{i}", f"c{i}") for i in range(len(values))]
+    raw = insights._Raw("questions", ["period"], cols,
+                        {("2026-10",): {**{f"c{i}": v for i, v in enumerate(values)}, "total": sum(values)}})
+    t = publish(raw, OCT, k)
+    total = t.totals[0]
+    if not isinstance(total, int):
+        return  # the total is hidden: nothing to subtract from
+    shown = t.cells[0]
+    hidden_sum = total - sum(c for c in shown if isinstance(c, int))
+    ranges = [range(1, k) if c == "<5" else [0, *range(k, total + 1)] for c in shown if isinstance(c, str)]
+    kinds = [c for c in shown if isinstance(c, str)]
+    possible: list[set[int]] = [set() for _ in kinds]
+    for combo in itertools.product(*ranges):
+        if sum(combo) == hidden_sum:
+            for i, v in enumerate(combo):
+                possible[i].add(v)
+    for kind, values_seen in zip(kinds, possible, strict=True):
+        if kind == "<5":
+            assert len(values_seen) >= 2, (values, shown, total)
+    assert sum(isinstance(c, str) for c in shown) != 1
