@@ -64,7 +64,10 @@ class Shift(Base):
 
 class Case(Base):
     __tablename__ = "case"
-    __table_args__ = (Index("ix_case_queue", "status", "severity", "deadline_at"),)
+    __table_args__ = (
+        Index("ix_case_queue", "status", "severity", "deadline_at"),
+        Index("ix_case_created", "created_at"),  # insights: reports by period
+    )
 
     # severity
     EMERGENCY = "emergency"

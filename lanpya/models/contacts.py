@@ -17,6 +17,8 @@ class Contact(Base):
     __table_args__ = (
         UniqueConstraint("channel", "address_hash"),
         Index("ix_contact_audience", "subscribed", "opted_out", "language", "township"),
+        Index("ix_contact_joined", "joined_at"),  # insights: subscribers by period
+        Index("ix_contact_opted_out_at", "opted_out_at"),  # insights: opt-outs by period
     )
 
     # channels

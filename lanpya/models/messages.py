@@ -29,6 +29,8 @@ class Inbound(Base):
         Index("ix_inbound_claim", "state", "next_attempt_at"),
         Index("ix_inbound_contact_order", "contact_id", "id"),
         Index("ix_inbound_received", "received_at"),
+        #: insights: questions by period/topic/language/channel, read from the index alone
+        Index("ix_inbound_insights", "received_at", "intent", "language", "channel", "contact_id"),
     )
 
     QUEUED = "queued"  # waiting for the worker
@@ -80,6 +82,8 @@ class Outbox(Base):
         Index("ix_outbox_provider", "channel", "provider_id"),
         Index("ix_outbox_fire", "fire_id", "state"),
         Index("ix_outbox_contact", "contact_id"),
+        #: insights: campaign reach by period, read from the index alone
+        Index("ix_outbox_insights", "kind", "created_at", "state", "channel", "contact_id", "sent_at"),
     )
 
     # kinds, highest priority first

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-25 14:02:30.604654
+Create Date: 2026-11-25 14:57:43.867635
 """
 
 from alembic import op
@@ -50,6 +50,8 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_contact_audience", ["subscribed", "opted_out", "language", "township"], unique=False
         )
+        batch_op.create_index("ix_contact_joined", ["joined_at"], unique=False)
+        batch_op.create_index("ix_contact_opted_out_at", ["opted_out_at"], unique=False)
 
     op.create_table(
         "heartbeat",
@@ -163,6 +165,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_case")),
     )
     with op.batch_alter_table("case", schema=None) as batch_op:
+        batch_op.create_index("ix_case_created", ["created_at"], unique=False)
         batch_op.create_index("ix_case_queue", ["status", "severity", "deadline_at"], unique=False)
 
     op.create_table(
@@ -263,6 +266,11 @@ def upgrade() -> None:
     with op.batch_alter_table("inbound", schema=None) as batch_op:
         batch_op.create_index("ix_inbound_claim", ["state", "next_attempt_at"], unique=False)
         batch_op.create_index("ix_inbound_contact_order", ["contact_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_inbound_insights",
+            ["received_at", "intent", "language", "channel", "contact_id"],
+            unique=False,
+        )
         batch_op.create_index("ix_inbound_received", ["received_at"], unique=False)
 
     op.create_table(
@@ -365,6 +373,11 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_outbox_contact", ["contact_id"], unique=False)
         batch_op.create_index("ix_outbox_fire", ["fire_id", "state"], unique=False)
+        batch_op.create_index(
+            "ix_outbox_insights",
+            ["kind", "created_at", "state", "channel", "contact_id", "sent_at"],
+            unique=False,
+        )
         batch_op.create_index("ix_outbox_provider", ["channel", "provider_id"], unique=False)
 
     op.create_table(
@@ -396,6 +409,7 @@ def downgrade() -> None:
     op.drop_table("alert")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_provider")
+        batch_op.drop_index("ix_outbox_insights")
         batch_op.drop_index("ix_outbox_fire")
         batch_op.drop_index("ix_outbox_contact")
         batch_op.drop_index("ix_outbox_claim")
@@ -405,6 +419,7 @@ def downgrade() -> None:
     op.drop_table("campaign_fire")
     with op.batch_alter_table("inbound", schema=None) as batch_op:
         batch_op.drop_index("ix_inbound_received")
+        batch_op.drop_index("ix_inbound_insights")
         batch_op.drop_index("ix_inbound_contact_order")
         batch_op.drop_index("ix_inbound_claim")
 
@@ -417,6 +432,7 @@ def downgrade() -> None:
     op.drop_table("shift")
     with op.batch_alter_table("case", schema=None) as batch_op:
         batch_op.drop_index("ix_case_queue")
+        batch_op.drop_index("ix_case_created")
 
     op.drop_table("case")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
@@ -430,6 +446,8 @@ def downgrade() -> None:
     op.drop_table("lease")
     op.drop_table("heartbeat")
     with op.batch_alter_table("contact", schema=None) as batch_op:
+        batch_op.drop_index("ix_contact_opted_out_at")
+        batch_op.drop_index("ix_contact_joined")
         batch_op.drop_index("ix_contact_audience")
 
     op.drop_table("contact")
