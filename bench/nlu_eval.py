@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -161,22 +162,32 @@ def main_rasa(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench/nlu_eval.py")
     parser.add_argument("--model", help="a trained model (default: train/reuse the served one)")
     parser.add_argument("--compare", action="store_true", help="also train and score bot/pipelines/*.yml")
+    parser.add_argument("--config", action="append", default=[],
+                        help="train (NLU only) and score this config instead of the served model; repeatable")
     parser.add_argument("--json", action="store_true", help="print JSON only (for python -m bench)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--errors", action="store_true", help="list the misclassified examples")
     args = parser.parse_args(argv)
     quiet()
-    started = time.monotonic()
-    model = Path(args.model) if args.model else served_model()
-    train_s = time.monotonic() - started if not args.model else None
-    results = {"bot/config.yml": (evaluate(model), train_s)}
+    results = {}
+    configs = [Path(c).resolve() for c in args.config]
     if args.compare:
+        configs += sorted((BOT / "pipelines").glob("*.yml"))
+    if not args.config:
+        started = time.monotonic()
+        model = Path(args.model) if args.model else served_model()
+        train_s = time.monotonic() - started if not args.model else None
+        results["bot/config.yml"] = (evaluate(model), train_s)
+    if configs:
         import tempfile
 
         out = Path(tempfile.mkdtemp(prefix="nlu-compare-"))
-        for config in sorted((BOT / "pipelines").glob("*.yml")):
+        for config in configs:
             path, seconds = train_nlu(config, out)
-            results[f"bot/pipelines/{config.name}"] = (evaluate(path), seconds)
+            name = str(config.relative_to(ROOT)) + " (NLU only)"
+            results[name] = (evaluate(path), seconds)
+            print(table(name, results[name][0], seconds), flush=True)
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     if args.json:
         print(json.dumps({k: {"train_s": t, "languages": {lang: {x: y for x, y in r.items() if x != "errors"}
                                                           for lang, r in v.items()}}
@@ -189,7 +200,8 @@ def main_rasa(argv: list[str]) -> int:
             for lang, r in res.items():
                 for intent, predicted, text in r["errors"]:
                     print(f"  {lang}: {intent} -> {predicted}: {text}")
-    command = "`.venv-rasa/bin/python bench/nlu_eval.py" + (" --compare" if args.compare else "") + "`"
+    command = "`.venv-rasa/bin/python bench/nlu_eval.py" + (" --compare" if args.compare else "") + "".join(
+        f" --config {c}" for c in args.config) + "`"
     body = (f"Held-out sets bot/heldout/*.yml (never trained on); metadata language = the set's language, "
             f"no risk metadata (the classifier alone). Command: {command}, "
             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores. "

@@ -7,9 +7,12 @@
   entity and wins.
 - ``RiskRouter`` honours the app's risk lexicon: when ``metadata.risk`` is
   set (a trafficking word matched) the message is a report, even if the
-  classifier picked another intent. Risk of severity ``emergency`` goes to the ``emergency`` intent. The
-  classifier's own answer stays in ``intent_ranking`` and in
-  ``risk_override``.
+  classifier picked another intent. Risk of severity ``emergency`` goes to
+  the ``emergency`` intent. The classifier's own answer stays in
+  ``intent_ranking`` and in ``risk_override``.
+  It also settles doubt towards a human: when the FallbackClassifier found
+  no confident intent but the classifier's best guess was a report or an
+  emergency (at least ``report_floor``), the message is that report.
 """
 
 from __future__ import annotations
@@ -66,7 +69,15 @@ class MetadataLanguage(GraphComponent):
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class RiskRouter(GraphComponent):
-    """A risk-lexicon hit in the metadata makes the message a report."""
+    """A risk-lexicon hit in the metadata makes the message a report; so does
+    a doubtful message whose best guess is a report."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"report_floor": 0.15}
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        self.report_floor = float(config.get("report_floor", 0.15))
 
     @classmethod
     def create(
@@ -76,14 +87,27 @@ class RiskRouter(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> "RiskRouter":
-        return cls()
+        return cls(config)
+
+    def _doubtful_report(self, message: Message) -> Optional[Dict[Text, Any]]:
+        """The report intent behind an nlu_fallback, if it was the best guess."""
+        if (message.get(INTENT) or {}).get("name") != "nlu_fallback":
+            return None
+        ranking = [r for r in (message.get(INTENT_RANKING_KEY) or []) if r.get("name") != "nlu_fallback"]
+        if ranking and ranking[0].get("name") in REPORT_INTENTS and (ranking[0].get("confidence") or 0) >= self.report_floor:
+            return {"name": ranking[0]["name"], "confidence": ranking[0].get("confidence")}
+        return None
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
+            predicted: Optional[Dict[Text, Any]] = message.get(INTENT) or {}
             risk = _metadata(message).get("risk")
             if not isinstance(risk, dict):
+                doubtful = self._doubtful_report(message)
+                if doubtful:
+                    message.set("risk_override", {"from": "nlu_fallback", "doubtful": True}, add_to_output=True)
+                    message.set(INTENT, doubtful, add_to_output=True)
                 continue
-            predicted: Optional[Dict[Text, Any]] = message.get(INTENT) or {}
             if predicted.get("name") in REPORT_INTENTS:
                 continue
             target = "emergency" if str(risk.get("severity", "")).lower() in URGENT else "report_concern"
