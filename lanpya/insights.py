@@ -421,7 +421,56 @@ class Published:
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
-    return str(value)
+    text = str(value)
+    # labels may come from what people typed (a township): never let a spreadsheet run them
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+#: the row that gathers breakdown values (townships, states ...) with fewer than k in them
+OTHER = "(others, each under {k})"
+
+
+def _merge_small_rows(raw: _Raw, k: int) -> _Raw:
+    """Rows whose largest count is under k are summed into one "others" row,
+    so a rare value — a township one person typed — is never shown as a label."""
+    if k <= 1 or not raw.rows or raw.rows == ["period"]:
+        return raw
+    keep = [i for i, name in enumerate(raw.rows) if name != "period"]
+    merged: dict[tuple, dict[str, float]] = {}
+    weights: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for key, cell in raw.cells.items():
+        counts = [v for name, v in cell.items() if name not in MEAN_OF and v is not None]
+        if max(counts or [0]) >= k:
+            merged[key] = dict(cell)
+            continue
+        other = tuple(OTHER.format(k=k) if i in keep else label for i, label in enumerate(key))
+        target = merged.setdefault(other, {})
+        for name, v in cell.items():
+            if name in MEAN_OF:
+                base = float(cell.get(MEAN_OF[name]) or 0)
+                if v is not None and base:
+                    weights[other][name] += float(v) * base
+                continue
+            target[name] = (target.get(name) or 0) + (v or 0)
+    for other, sums in weights.items():
+        for name, weighted in sums.items():
+            base = float(merged[other].get(MEAN_OF[name]) or 0)
+            merged[other][name] = weighted / base if base else None
+    for cell in merged.values():
+        for name in MEAN_OF:
+            if name in (c for c, _ in raw.columns):
+                cell.setdefault(name, None)
+    return _Raw(raw.measure, raw.rows, raw.columns, merged)
 
 
 def suppress_count(value: int, k: int) -> int | str:
@@ -436,6 +485,8 @@ def publish(raw: _Raw, filters: Filters, min_cell: int) -> Published:
 
     Every output goes through here. Rules (docs/insights.md):
 
+    0. rows of a state/township/language/channel breakdown whose largest
+       count is under k are summed into one "(others, each under k)" row;
     1. primary: every count 1..k-1 is shown as "<k" — cells, row totals,
        every metric;
     2. complementary, partition tables: in each row (cells + its shown total)
@@ -449,6 +500,7 @@ def publish(raw: _Raw, filters: Filters, min_cell: int) -> Published:
     """
     k = max(1, int(min_cell))
     title, kind = MEASURES[raw.measure]
+    raw = _merge_small_rows(raw, k)
     rows = _ordered_rows(raw, filters)
     columns = [key for key, _ in raw.columns]
     labels = [label for _, label in raw.columns]
@@ -571,7 +623,7 @@ def _ordered_rows(raw: _Raw, filters: Filters) -> list[tuple[str, ...]]:
         cell = raw.cells.get(key, {})
         first = next(iter(cell.values()), 0) if cell else 0
         size = cell.get("total", first) or 0
-        return (UNKNOWN in key, -size, key)
+        return (any(label.startswith("(") for label in key), -size, key)
 
     return sorted(keys, key=weight)
 

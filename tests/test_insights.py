@@ -31,6 +31,7 @@ from lanpya import insights
 from lanpya.insights import Filters, InsightsError, publish, suppress_count
 from lanpya.models import AuditLog, Case, Contact, Inbound, Outbox, Staff
 
+OTHERS = "(others, each under 5)"
 OCT = Filters(start=date(2026, 10, 1), end=date(2026, 10, 31), bucket="month")
 SECRET_TEXT = "my sister Ma Hkawn Nu was sold at the border"
 SECRET_NARRATIVE = "taken from Myitkyina bus station by an agent called U Tin"
@@ -229,8 +230,9 @@ def test_small_cells_and_their_complements_are_hidden(db):
     assert v("Lashio", "Fees and debt") == "<5"
     assert v("Lashio", "Legal migration") == "x"
     assert v("Lashio", "Total") == "x"
-    # Bhamo: everything small, the total too
-    assert v("Bhamo", "Legal migration") == "<5" and v("Bhamo", "Total") == "<5"
+    # Bhamo (2 questions) is not named: townships under 5 are summed into one "others" row
+    assert ("Bhamo",) not in t.rows
+    assert v(OTHERS, "Legal migration") == "<5" and v(OTHERS, "Total") == "<5"
     # columns: no column whose total the month table shows (≥ 5) keeps a single hidden cell
     assert v("Lashio", "Documents and passports") == "x"  # a zero, hidden so Myitkyina's 6 is not pinned down
     month = {"Legal migration": 15, "Documents and passports": 6}
@@ -350,8 +352,8 @@ def test_page_shows_charts_tables_and_suppresses(db, as_role):
     assert ">17<" in html  # Myitkyina's questions
     assert SECRET_TEXT not in html and SECRET_NARRATIVE not in html
     assert "+9597" not in html
-    # Bhamo's 2 questions appear only as <5; no table cell or headline shows 1..4
-    assert "Bhamo" in html
+    # Bhamo's 2 questions appear only in the "others" row, as <5; no table cell or headline shows 1..4
+    assert "Bhamo" not in html and "(others, each under 5)" in html
     assert not _small_numbers_in_tables(html)
     assert '<rect class="bar" data-series="Legal migration"' in html
     for name in ("questions", "reports", "severity", "response", "reach", "subscribers"):
@@ -371,7 +373,7 @@ def test_csv_download_is_suppressed_and_audited(db, as_role):
     assert by_town["Myitkyina"]["Total"] == "17"
     assert by_town["Myitkyina"]["Checking an agency"] == "<5"
     assert by_town["Myitkyina"]["Documents and passports"] == "x"
-    assert by_town["Bhamo"]["Total"] == "<5"
+    assert by_town[OTHERS]["Total"] == "<5" and "Bhamo" not in by_town
     assert not any(cell in ("1", "2", "3", "4") for r in rows[1:] for cell in r[1:])
     with db.session() as s:
         entry = s.scalar(select(AuditLog).where(AuditLog.action == "insights_export"))
@@ -444,7 +446,7 @@ def test_cli_export_csv_by_township_topic(db):
     assert cell[("Myitkyina", "Checking an agency")] == "<5"
     assert cell[("Myitkyina", "Documents and passports")] == "x"
     assert cell[("Myitkyina", "all")] == "17"
-    assert cell[("Bhamo", "all")] == "<5"
+    assert cell[(OTHERS, "all")] == "<5"
     assert not any(r["count"] in ("1", "2", "3", "4") for r in rows)
 
 
@@ -478,6 +480,30 @@ def test_seed_touches_no_case_or_message_text_in_outputs(db):
         assert SECRET_TEXT not in text and SECRET_NARRATIVE not in text and "+9597" not in text
     assert {t.measure for t in tables} == set(insights.MEASURES)
     _ = (Inbound, Outbox)
+
+
+def test_rare_labels_are_never_shown_and_csv_cells_cannot_run_as_formulas(db):
+    """A township someone typed (one person) stays out of every output; a label that a spreadsheet
+    would run as a formula is written as text."""
+    seed(db)
+    typed = '=HYPERLINK("http://evil.example","Ma Hkawn Nu, Waingmaw")'
+    with db.session() as s:
+        for i in range(6):
+            c = Contact(channel="sms", address_hash=f"typed-{i}", language="kac", state="Kachin",
+                        township=typed if i == 0 else "-Sumprabum", subscribed=True)
+            s.add(c)
+            s.flush()
+            s.add(Inbound(channel="sms", provider_id=f"typed-{i}", contact_id=c.id, intent="documents",
+                          state="done", received_at=_utc(datetime(2026, 10, 20, 9))))
+    with db.session() as s:
+        t = insights.table(s, "questions", OCT, ["township"], min_cell=5)
+        plain = insights.table(s, "questions", OCT, ["township"], min_cell=1)
+    text = t.csv() + t.long_csv("topic")
+    assert "HYPERLINK" not in text and "Ma Hkawn" not in text
+    assert (typed,) not in t.rows
+    assert ("-Sumprabum",) in t.rows and "\n'-Sumprabum," in t.csv()  # 5 people: shown, as text
+    labels = [r[0] for r in csv.reader(io.StringIO(plain.csv()))]
+    assert "'" + typed in labels and typed not in labels  # even with no minimum, never a live formula
 
 
 # --- the complementary rule holds against a reader who knows it ---------------------------------
