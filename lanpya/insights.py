@@ -743,9 +743,17 @@ def insights_cli() -> None:
 @click.option("--channel", default=None)
 @click.option("--format", "fmt", type=click.Choice(["csv", "wide"]), default="csv", show_default=True,
               help="csv: one line per cell (long); wide: one line per row, as on the page")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="write to this file instead of standard output")
 def export(start: str, end: str, by: str, measure: str | None, bucket: str, state: str | None,
-           township: str | None, language: str | None, channel: str | None, fmt: str) -> None:
-    """Print a suppressed table as CSV, e.g. --by township,topic."""
+           township: str | None, language: str | None, channel: str | None, fmt: str,
+           output: str | None) -> None:
+    """Print a suppressed table as CSV, e.g. --by township,topic.
+
+    Standard output carries only the CSV (the process's INFO log lines, which
+    also go to standard output, are held back while it runs)."""
+    if output is None:
+        logging.disable(logging.INFO)
     try:
         picked, rows = parse_by(by)
         if picked and measure and picked != measure:
@@ -765,8 +773,16 @@ def export(start: str, end: str, by: str, measure: str | None, bucket: str, stat
     except InsightsError as exc:
         click.echo(f"lanpya insights: {exc}", err=True)
         sys.exit(2)
+    finally:
+        logging.disable(logging.NOTSET)
     column_dim = next((n for n, m in COLUMN_DIMS.items() if m == measure), "figure")
-    click.echo(published.long_csv(column_dim) if fmt == "csv" else published.csv(), nl=False)
+    text = published.long_csv(column_dim) if fmt == "csv" else published.csv()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        click.echo(f"wrote {output}", err=True)
 
 
 __all__ = [

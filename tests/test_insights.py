@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lanpya import insights
 from lanpya.insights import Filters, InsightsError, publish, suppress_count
@@ -433,7 +433,7 @@ def test_insights_only_user_reaches_no_case_contact_or_message_page(app, db, as_
 
 
 # --- the CLI ----------------------------------------------------------------------------------
-def test_cli_export_csv_by_township_topic(db):
+def test_cli_export_csv_by_township_topic(db, tmp_path):
     from lanpya.cli import cli
 
     seed(db)
@@ -448,6 +448,12 @@ def test_cli_export_csv_by_township_topic(db):
     assert cell[("Myitkyina", "all")] == "17"
     assert cell[(OTHERS, "all")] == "<5"
     assert not any(r["count"] in ("1", "2", "3", "4") for r in rows)
+    path = tmp_path / "out.csv"
+    again = CliRunner().invoke(cli, ["insights", "export", "--from", "2026-10-01", "--to", "2026-10-31",
+                                     "--by", "township,topic", "-o", str(path)], obj={"db": db, "min_cell": 5})
+    assert again.exit_code == 0 and path.read_text() == out.output
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "insights_export")) == 2
 
 
 def test_cli_export_metrics_and_errors(db):
