@@ -202,3 +202,34 @@ def test_talk_to_person_hands_off(stack):
     assert reply["intent"] == "talk_to_person"
     assert isinstance(reply["case_id"], int)
     assert reply["messages"]
+
+
+def test_bot_tokenizer_breaks_syllables_like_its_twin_in_lanpya_text():
+    """bot/components/tokenizer.py copies the syllable regex of lanpya/text.py
+    (the bot must not import the app): both must agree, offsets included."""
+    import json
+
+    from lanpya.text import syllables
+
+    samples = [
+        "ကျွန်တော့်ညီမ တရုတ်ပြည်ကို သွားပြီး ဖုန်းမဆက်နိုင်တော့ဘူး",
+        "ပွဲစား က အစ်ကို့ ပတ်စပို့ ယူသွားတယ်။",
+        "ၼွင်ႉသၢဝ်ၵဝ် ၵႂႃႇမိူင်းၶႄႇ",
+        "my sister went to china 2 months ago",
+        "၁၂၃ ႑႒",
+    ]
+    code = (
+        "import json, sys; sys.path.insert(0, 'bot');"
+        "from components.tokenizer import split;"
+        "texts = json.loads(sys.stdin.read());"
+        "print(json.dumps([[t[s:e] for s, e in split(t)] for t in texts]))"
+    )
+    out = subprocess.run([str(RASA_PYTHON), "-c", code], cwd=ROOT, input=json.dumps(samples),
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", RASA_TELEMETRY_ENABLED="false"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    tokens = json.loads(out.stdout.strip().splitlines()[-1])
+    for text, got in zip(samples, tokens, strict=True):
+        # the app's syllables, with punctuation dropped as the tokenizer does
+        expected = [t.strip("။၊!?.,") for t in syllables(text).split()]
+        assert got == [t for t in expected if t], text
