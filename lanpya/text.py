@@ -126,7 +126,14 @@ ENGLISH_MARKERS = frozenset(
     at how what where when who why can do does help job work agency passport
     visa please thanks thank hello hi yes no not with from go going want need
     sister brother daughter son mother father missing report china thailand
-    malaysia marry marriage broker money fee fees
+    malaysia marry marriage broker money fee fees sure bye goodbye
+    options option language news menu info information about tell me show
+    talk person human someone bot robot real stop start delete data
+    subscribe unsubscribe alerts thank's thx pls plz cheers great good fine
+    nope yeah yep right correct wrong nothing anything something today now
+    and or but if so this that there here it its be been was were will would
+    should could have has had get got know see ask call phone number office
+    embassy rights salary pay contract document documents permit card
     """.split()
 )
 #: romanised Burmese words (written in Latin letters, meant as Burmese)

@@ -75,12 +75,6 @@ def test_english_heldout_is_english_or_left_to_the_contacts_language():
     assert (got["my"] + got["kac"] + got["shn"]) / len(texts) <= 0.05, got
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="ENGLISH_MARKERS (lead-owned) lacks short English words such as ok, sure, "
-    "yeah, bye, goodbye, good, night, options, language, news, so 26 of 242 English "
-    "held-out texts come back undecided (None). Drop this mark when it passes.",
-)
 def test_english_heldout_is_detected_as_en():
     texts = heldout_texts("en")
     got = shares(texts)
