@@ -137,7 +137,7 @@ def served_model() -> Path:
 
 
 def table(name: str, results: dict, train_s: float | None = None) -> str:
-    lines = [f"**{name}**" + (f" — NLU training {train_s:.1f} s" if train_s is not None else ""), "",
+    lines = [f"**{name}**" + (f" — training {train_s:.1f} s" if train_s is not None else ""), "",
              "| language | n | intent accuracy | report+emergency recall | harmless escalated | parse median | parse p95 |",
              "|---|---|---|---|---|---|---|"]
     for lang, r in results.items():
