@@ -117,7 +117,7 @@ class Config:
     holding_reply_after_s: int = 60
     rasa_timeout_s: float = 20.0
     rasa_auth_token: str = ""
-    worker_threads: int = 4
+    worker_threads: int = 16
     session_timeout_min: int = 60
     sender_limit_per_min: int = 20
     new_sender_limit_per_min: int = 200
@@ -191,7 +191,7 @@ class Config:
             holding_reply_after_s=_int(env, "HOLDING_REPLY_AFTER_S", 60),
             rasa_timeout_s=_float(env, "RASA_TIMEOUT_S", 20.0),
             rasa_auth_token=env.get("RASA_AUTH_TOKEN", ""),
-            worker_threads=_int(env, "WORKER_THREADS", 4),
+            worker_threads=_int(env, "WORKER_THREADS", 16),
             session_timeout_min=_int(env, "SESSION_TIMEOUT_MIN", 60),
             sender_limit_per_min=_int(env, "SENDER_LIMIT_PER_MIN", 20),
             new_sender_limit_per_min=_int(env, "NEW_SENDER_LIMIT_PER_MIN", 200),
