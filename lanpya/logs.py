@@ -31,9 +31,22 @@ _BODY_FIELDS = re.compile(
 )
 
 
+#: ISO dates and times are digit runs too; they are kept readable
+_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:[+-]\d{2}:?\d{2}|Z)?)?"
+    r"|\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:[+-]\d{2}:?\d{2})?"
+)
+
+
 def redact(message: str) -> str:
     message = _BODY_FIELDS.sub(lambda m: m.group(1) + "[body]", message)
-    return _PHONE.sub("[phone]", message)
+    out, last = [], 0
+    for m in _DATETIME.finditer(message):
+        out.append(_PHONE.sub("[phone]", message[last : m.start()]))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(_PHONE.sub("[phone]", message[last:]))
+    return "".join(out)
 
 
 class RedactingFilter(logging.Filter):

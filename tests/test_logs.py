@@ -20,6 +20,8 @@ from lanpya.logs import RedactingFilter, redact
         ("From=%2B95%20942%200123456", "0123456"),
         ("from ၀၉၄၂၀၁၂၃၄၅၆", "၄၂၀၁၂၃၄၅၆"),
         ("thai +66812345678 number", "812345678"),
+        ("at 2026-11-25 15:20:48 from +959420123456", "420123456"),
+        ("2026-11-25 09420123456", "420123456"),
         ("china 008613812345678", "13812345678"),
         ("Body=my+sister+is+gone&From=x", "sister"),
         ('{"text": "my sister is locked in", "sender": "a1"}', "locked"),
@@ -30,7 +32,16 @@ def test_redact_removes_numbers_and_bodies(line, secret):
     assert secret not in redact(line)
 
 
-@pytest.mark.parametrize("line", ["case #123 urgent", "outbox 42 sent in 3 segments", "GET /healthz 200"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "case #123 urgent",
+        "outbox 42 sent in 3 segments",
+        "GET /healthz 200",
+        "next run at: 2026-11-25 15:20:48 UTC (scheduled at 2026-11-25 15:20:48.389004+00:00)",
+        "deadline 2026-11-25T15:20:48Z",
+    ],
+)
 def test_redact_keeps_ordinary_lines(line):
     assert redact(line) == line
 
