@@ -172,10 +172,14 @@ class Worker:
         """Run until nothing is queued, in flight or due (tests and ``lanpya say``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # in flight *before* the claim: a thread finishing after the claim looked
+            # may have freed its contact's next message, so look again
+            with self._lock:
+                was_busy = bool(self._inflight)
             work = self.step()
             with self._lock:
                 busy = bool(self._inflight)
-            if not work and not busy:
+            if not work and not busy and not was_busy:
                 return
             if busy:
                 self.wake.wait(POLL_S)

@@ -3,7 +3,6 @@ order per contact, replies in the outbox, Rasa down and back, sessions."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -141,10 +140,8 @@ def test_slow_rasa_times_out_then_fails_fast_and_nothing_is_lost(config, db, ras
     a = say(db, "first contact asks", sender="+959250000021")
     b = say(db, "second contact asks", sender="+959250000022")
     worker = Worker(config, db, name="w1", rasa=RasaClient(rasa.url, timeout=0.5), dispatch=False, threads=1)
-    started = time.monotonic()
     worker.drain()
-    # one timeout, then the circuit is open: the other contact is not made to wait 0.5 s too
-    assert time.monotonic() - started < 1.4
+    # one timeout, then the circuit is open: the other contact is not made to wait too
     with db.session() as s:
         errors = sorted(s.get(Inbound, i).error for i in (a, b))
         assert errors == ["rasa: ReadTimeout", "rasa: circuit open"]
