@@ -123,6 +123,48 @@ def purge(dry_run: bool) -> None:
         click.echo(line)
 
 
+@cli.group()
+def contact() -> None:
+    """One contact's data."""
+
+
+@contact.command("erase")
+@click.option("--phone", help="the contact's number (any local form)")
+@click.option("--viber", "viber_id", help="the contact's Viber id")
+@click.option("--by", "staff_email", required=True, help="the staff member acting on the request (audited)")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def contact_erase(phone: str | None, viber_id: str | None, staff_email: str, yes: bool) -> None:
+    """Erase a contact on their request: messages, tracker, profile, identifiers."""
+    from sqlalchemy import select
+
+    from lanpya.crypto import lookup_hash
+    from lanpya.models import Contact, Staff
+    from lanpya.phone import BadNumber, normalise_phone
+    from lanpya.retention import erase_contact
+
+    config = load_config("cli")
+    if bool(phone) == bool(viber_id):
+        raise click.UsageError("give exactly one of --phone or --viber")
+    channel, address = ("viber", viber_id) if viber_id else ("sms", phone)
+    if phone:
+        try:
+            address = normalise_phone(phone)
+        except BadNumber as exc:
+            raise click.BadParameter(str(exc), param_hint="--phone") from exc
+    with database(config).session() as s:
+        staff = s.scalar(select(Staff).where(Staff.email == staff_email.lower(), Staff.active.is_(True)))
+        if staff is None:
+            raise click.BadParameter("no active staff member with that email", param_hint="--by")
+        found = s.scalar(select(Contact).where(Contact.channel == channel, Contact.address_hash == lookup_hash(address)))
+        if found is None:
+            click.echo("no such contact (nothing stored for that address)")
+            return
+        if not yes:
+            click.confirm(f"erase contact {found.id}? this cannot be undone", abort=True)
+        counts = erase_contact(s, found, config, staff_id=staff.id)
+    click.echo("erased: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 # --- processes ----------------------------------------------------------------
 @cli.command()
 @click.option("--no-train", is_flag=True, help="do not train the bot first")

@@ -93,8 +93,13 @@ def purge(db: Database, config: Config, dry_run: bool = False) -> PurgeReport:
                 anonymise_case(s, case)
             s.execute(delete(AuditLog).where(AuditLog.at < audit_cut))
             for contact in wipe:
+                # what arrived or was said during the erasure turn itself
+                s.execute(update(Outbox).where(Outbox.contact_id == contact.id).values(inbound_id=None))
+                s.execute(delete(Inbound).where(Inbound.contact_id == contact.id, Inbound.state != Inbound.PROCESSING))
+                s.execute(delete(Outbox).where(Outbox.contact_id == contact.id, Outbox.state.in_(Outbox.FINAL + (Outbox.SENT,))))
                 contact.address = None
                 contact.address_hash = None
+                purge_trackers(config, sender_id=contact.uuid)
     report.add("rasa tracker events", purge_trackers(config, days=config.retention_tracker_days, dry_run=dry_run))
     for line in report.lines():
         logger.info(line)
@@ -102,13 +107,14 @@ def purge(db: Database, config: Config, dry_run: bool = False) -> PurgeReport:
 
 
 def _has_pending(session: Session, contact_id: int) -> bool:
-    return bool(
-        session.scalar(
-            select(func.count()).where(
-                Outbox.contact_id == contact_id, Outbox.state.in_([Outbox.QUEUED, Outbox.SENDING])
-            )
-        )
+    """A reply may still go to this contact: one is queued, or a turn is in hand."""
+    queued = session.scalar(
+        select(func.count()).where(Outbox.contact_id == contact_id, Outbox.state.in_([Outbox.QUEUED, Outbox.SENDING]))
     )
+    in_hand = session.scalar(
+        select(func.count()).where(Inbound.contact_id == contact_id, Inbound.state == Inbound.PROCESSING)
+    )
+    return bool(queued or in_hand)
 
 
 def _tracker_engine(config: Config):
@@ -162,7 +168,15 @@ def erase_contact(session: Session, contact: Contact, config: Config, *, staff_i
         )
     ).rowcount
     session.execute(update(Outbox).where(Outbox.contact_id == contact.id).values(inbound_id=None))
-    counts["inbound"] = session.execute(delete(Inbound).where(Inbound.contact_id == contact.id)).rowcount
+    counts["inbound"] = session.execute(
+        delete(Inbound).where(Inbound.contact_id == contact.id, Inbound.state != Inbound.PROCESSING)
+    ).rowcount
+    # the message in hand (the DELETE confirmation itself) stays, emptied, until the purge
+    session.execute(
+        update(Inbound)
+        .where(Inbound.contact_id == contact.id, Inbound.state == Inbound.PROCESSING)
+        .values(body=None, media=None)
+    )
     cases = list(session.scalars(select(Case).where(Case.contact_id == contact.id)))
     for case in cases:
         if case.status in Case.OPEN:

@@ -174,3 +174,67 @@ def test_erasure_waits_for_the_confirmation_to_be_sent_before_wiping_the_address
     purge(db, config)
     with db.session() as s:
         assert s.get(Contact, contact_id).address is None
+
+
+def test_delete_confirmed_through_the_internal_api_erases_the_contact(app, db, config):
+    contact_id, case_id = seed(db)
+    with db.session() as s:
+        uuid = s.get(Contact, contact_id).uuid
+        s.execute(text("UPDATE outbox SET state = 'delivered'"))
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {config.internal_token}"}
+    assert client.post(f"/internal/contacts/{uuid}/erase", json={"confirm": True}).status_code == 401
+    assert client.post(f"/internal/contacts/{uuid}/erase", json={}, headers=auth).status_code == 400
+    assert client.post(f"/internal/contacts/{uuid}/erase", json={"confirm": True}, headers=auth).status_code == 200
+    with db.session() as s:
+        assert s.get(Contact, contact_id).erased_at is not None
+        assert s.get(Case, case_id).anonymised
+        assert s.scalar(select(Inbound.id)) is None
+    # erased: the contact is gone for the internal API too
+    assert client.post(f"/internal/contacts/{uuid}/erase", json={"confirm": True}, headers=auth).status_code == 404
+
+
+def test_the_message_in_hand_survives_erasure_emptied_and_goes_at_the_purge(db, config):
+    contact_id, _ = seed(db)
+    with db.session() as s:
+        s.execute(text("UPDATE inbound SET state = 'processing'"))
+        s.execute(text("UPDATE outbox SET state = 'delivered'"))
+    with db.session() as s:
+        erase_contact(s, s.get(Contact, contact_id), config)
+    with db.session() as s:
+        row = s.scalar(select(Inbound))
+        assert row is not None and row.body is None
+        s.execute(text("UPDATE inbound SET state = 'done'"))
+        # the worker's reply to the DELETE confirmation, linked to the message in hand
+        enqueue(s, body="Deleted.", channel="sms", contact=s.get(Contact, contact_id), inbound_id=row.id)
+    with db.session() as s:
+        assert s.get(Contact, contact_id).address == PHONE  # the reply still has to go
+        s.execute(text("UPDATE outbox SET state = 'delivered'"))
+    purge(db, config)
+    with db.session() as s:
+        assert s.scalar(select(Inbound.id)) is None
+        assert s.scalar(select(Outbox.id)) is None
+        assert s.get(Contact, contact_id).address is None
+
+
+def test_staff_erase_on_request_from_the_command_line(db, config, monkeypatch):
+    from click.testing import CliRunner
+    from werkzeug.security import generate_password_hash
+
+    from lanpya import cli
+    from lanpya.models import Staff
+
+    contact_id, _ = seed(db)
+    with db.session() as s:
+        s.execute(text("UPDATE outbox SET state = 'delivered'"))
+        s.add(Staff(email="sup@example.org", role=Staff.SUPERVISOR, password_hash=generate_password_hash("x" * 12)))
+    monkeypatch.setattr(cli, "load_config", lambda *a, **k: config)
+    runner = CliRunner()
+    out = runner.invoke(cli.cli, ["contact", "erase", "--phone", "09 420 123 456", "--by", "nobody@example.org", "--yes"])
+    assert out.exit_code != 0
+    out = runner.invoke(cli.cli, ["contact", "erase", "--phone", "09 420 123 456", "--by", "sup@example.org", "--yes"])
+    assert out.exit_code == 0, out.output
+    with db.session() as s:
+        assert s.get(Contact, contact_id).address is None
+        entry = s.scalar(select(AuditLog).where(AuditLog.action == "contact_erased"))
+        assert entry.staff_id is not None

@@ -8,6 +8,8 @@ contact is named by its random ``uuid`` (what Rasa knows), never by number.
 - ``POST /internal/contacts/<uuid>/subscribe`` ``{"township", "state", "roles": [...]}``
   → ``{"ok": true, "opted_out": bool}`` (campaigns: the contact joined the
   awareness messages; ``joined_at`` is set once, for sequences)
+- ``POST /internal/contacts/<uuid>/erase`` ``{"confirm": true}`` → ``{"ok": true}``
+  (data protection: the contact confirmed DELETE; see lanpya.retention.erase_contact)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from flask import Blueprint, abort, jsonify, request
 from sqlalchemy import select
 
 from lanpya.models import Contact
-from webhook.ext import db, internal_only
+from webhook.ext import config, db, internal_only
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +75,16 @@ def subscribe(uuid: str):
         opted_out = contact.opted_out
     # an opted-out contact stays opted out until START: JOIN alone does not override STOP
     return jsonify({"ok": True, "opted_out": opted_out})
+
+
+@bp.post("/contacts/<uuid>/erase")
+@internal_only
+def erase(uuid: str):
+    """The contact confirmed that their data should be deleted."""
+    from lanpya.retention import erase_contact
+
+    if _json().get("confirm") is not True:
+        return jsonify({"error": "erasure needs {\"confirm\": true}"}), 400
+    with db().session() as s:
+        erase_contact(s, _contact(s, uuid), config())
+    return jsonify({"ok": True})
