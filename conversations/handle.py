@@ -46,6 +46,10 @@ RASA_KEYWORD_INTENTS = {"delete": "/delete_data", "join": "/subscribe", "subscri
 MEDIA_KINDS = ("media", "sticker", "location", "image", "video", "file", "contact")
 
 
+#: intents that must always leave an open case behind
+REPORT_INTENTS = ("report_concern", "emergency")
+
+
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2 ** max(attempts - 1, 0), BACKOFF_CAP_S))
 
@@ -264,25 +268,31 @@ class Handler:
             return None, None
         category = getattr(hit, "category", "other")
         severity = getattr(hit, "severity", Case.URGENT)
-        escalation = module("lanpya.escalation")
-        case_id = None
-        if escalation is not None:
-            case, created = escalation.open_case(
-                s, contact, category=category, severity=severity, source="lexicon",
-                language=language, channel=contact.channel, config=self.config,
-            )
-            s.flush()
-            case_id = case.id
-            msg.case_id = case_id
-            if created:
-                try:
-                    escalation.alert_on_call(s, case, self.config)
-                except Exception:  # the case is open; the chaser will alert
-                    logger.exception("case %s: alerting on-call failed", case_id)
+        case_id = self._open_case(s, msg, contact, category, severity, "lexicon", language)
+        if case_id is not None:
             logger.info("inbound %s: risk lexicon %s/%s -> case %s", msg.id, category, severity, case_id)
-        else:
-            logger.error("inbound %s: risk lexicon matched but escalation is unavailable", msg.id)
         return {"category": category, "severity": severity, "case_id": case_id}, case_id
+
+    def _open_case(
+        self, s: Session, msg: Inbound, contact: Contact, category: str, severity: str, source: str, language: str
+    ) -> int | None:
+        """Open (or join) the contact's case and alert on-call; the case id, or None."""
+        escalation = module("lanpya.escalation")
+        if escalation is None:
+            logger.error("inbound %s: a report but escalation is unavailable", msg.id)
+            return None
+        case, created = escalation.open_case(
+            s, contact, category=category, severity=severity, source=source,
+            language=language, channel=contact.channel, config=self.config,
+        )
+        s.flush()
+        msg.case_id = case.id
+        if created:
+            try:
+                escalation.alert_on_call(s, case, self.config)
+            except Exception:  # the case is open; the chaser will alert
+                logger.exception("case %s: alerting on-call failed", case.id)
+        return case.id
 
     def _handoff_case(self, s: Session, contact_id: int) -> int | None:
         return s.scalar(
@@ -321,6 +331,13 @@ class Handler:
             msg.confidence = reply.confidence
             if reply.case_id and not msg.case_id:
                 msg.case_id = reply.case_id
+            if msg.intent in REPORT_INTENTS and not msg.case_id:
+                # the bot saw a report but no case came back (the action server or the
+                # internal API was down): the worker opens it, so no report is missed
+                severity = Case.EMERGENCY if msg.intent == "emergency" else Case.URGENT
+                self._open_case(s, msg, contact, "other", severity, "bot", plan.language)
+                logger.warning("inbound %s: %s without a case from the bot; worker opened case %s",
+                               msg.id, msg.intent, msg.case_id)
             if plan.restart:
                 contact.session_started_at = clock.now()
             seq = 0

@@ -170,3 +170,40 @@ def test_long_messages_are_cut_to_what_the_channel_accepts(config, db, rasa, clo
     say(db, "x" * 5000)
     make_worker(config, db, rasa).drain()
     assert len(rasa.received[0][1]) == 2000
+
+
+def test_a_report_the_bot_could_not_open_a_case_for_still_opens_one(config, db, rasa, clock):
+    """The action server or the internal API was down: Rasa recognised a report
+    but returned no case. The worker opens it (and joins it on the next report)."""
+    from lanpya.models import Case
+
+    text = "they hold my cousin in a factory over the border"  # no risk-lexicon word
+    rasa.scripted[text] = {"intent": "report_concern", "confidence": 0.91}
+    rasa.scripted["please come now"] = {"intent": "emergency", "confidence": 0.88}
+    first = say(db, text)
+    second = say(db, "please come now", n=1)
+    make_worker(config, db, rasa).drain()
+    with db.session() as s:
+        cases = s.scalars(select(Case)).all()
+        assert len(cases) == 1
+        case = cases[0]
+        assert case.source == "bot" and case.status in Case.OPEN
+        assert case.severity == Case.EMERGENCY  # the emergency raised it
+        assert s.get(Inbound, first).case_id == case.id == s.get(Inbound, second).case_id
+    assert replies(db, first)  # the person was still answered
+
+
+def test_a_report_with_a_case_from_the_bot_opens_no_second_one(config, db, rasa, clock):
+    from lanpya import escalation
+    from lanpya.models import Case
+
+    inbound_id = say(db, "hello")
+    with db.session() as s:
+        contact = s.get(Contact, s.get(Inbound, inbound_id).contact_id)
+        case, _ = escalation.open_case(s, contact, category="trafficking", severity="urgent", source="bot", config=config)
+        case_id = case.id
+    rasa.scripted["my sister is sold"] = {"intent": "report_concern", "case_id": case_id}
+    say(db, "my sister is sold", n=1)
+    make_worker(config, db, rasa).drain()
+    with db.session() as s:
+        assert s.scalars(select(Case)).all() == [s.get(Case, case_id)]
