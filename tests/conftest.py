@@ -18,7 +18,7 @@ from lanpya import crypto
 from lanpya.config import Config
 from lanpya.db import Database, normalise_url, upgrade
 from lanpya.models import Base
-from tests.support import CACHE, RASA_PYTHON, ROOT
+from tests.support import CACHE, CHROMIUM, CHROMIUM_ARGS, RASA_PYTHON, ROOT
 
 pytest_plugins = ["tests.logcheck", "tests.fakes"]
 
@@ -141,6 +141,17 @@ def clock():
     previous = clockmod.use(fake)
     yield fake
     clockmod.use(previous)
+
+
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium driven by Playwright (browser tests)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
 # --- the Rasa model: trained once, cached by the hash of what it is trained from ------

@@ -15,6 +15,10 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("LANPYA_CACHE", Path.home() / ".cache" / "lanpya"))
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
+#: Debian's Chromium (Playwright's own browser download does not work here)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 
 
 def free_port() -> int:

@@ -26,18 +26,6 @@ EN_TEXT = "Before you pay an agency, check its licence. Reply 2 to check one."
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        yield b
-        b.close()
-
-
 def _wait_text(page, selector: str, ok, timeout: float = 10) -> None:
     """Poll from Python (the console's CSP forbids evaluating strings in the page)."""
     wait_until(lambda: ok((page.text_content(selector) or "").strip()), timeout=timeout, interval=0.1,

@@ -99,18 +99,6 @@ def shifted():
     clockmod.use(previous)
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        yield b
-        b.close()
-
-
 def sign_in(page, base: str, email: str) -> None:
     page.goto(base + "/login")
     page.fill("#email", email)

@@ -30,18 +30,6 @@ def db_url(sqlite_url):
     return sqlite_url
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        yield b
-        b.close()
-
-
 def _headline(page, label: str) -> str:
     for item in page.query_selector_all("ul.headline li"):
         if (item.query_selector(".label").text_content() or "").strip() == label:
