@@ -51,7 +51,9 @@ def wait_http(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = 
 
 
 class LiveServer:
-    """A WSGI app on a real port in a thread (threaded, like gunicorn's gthread)."""
+    """A WSGI app on a real port in a thread (threaded, like gunicorn's gthread).
+
+    Also the base of the fake providers in tests/fakes/."""
 
     def __init__(self, app, port: int | None = None):
         self.port = port or free_port()
@@ -62,13 +64,20 @@ class LiveServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> LiveServer:
+    def start(self):
         self.thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self.server.shutdown()
         self.thread.join(5)
+        self.server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:

@@ -23,10 +23,9 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.support import free_port
+from tests.support import LiveServer
 
 #: what each Twilio error code means (the ones the fakes and tests use)
 ERROR_MESSAGES = {
@@ -61,13 +60,12 @@ class SentMessage:
     form: dict = field(default_factory=dict)
 
 
-class FakeTwilio:
+class FakeTwilio(LiveServer):
     """``with FakeTwilio(account_sid, auth_token) as fake: ... fake.url``"""
 
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "fake-twilio-token"):
         self.account_sid = account_sid
         self.auth_token = auth_token
-        self.port = free_port()
         self.messages: list[SentMessage] = []
         #: every request seen (method, path, status answered)
         self.requests: list[tuple[str, str, int]] = []
@@ -75,29 +73,9 @@ class FakeTwilio:
         self._next_failures: list[Failure] = []
         self._number_failures: dict[str, Failure] = {}
         self._ids = itertools.count(1)
-        self._server = make_server("127.0.0.1", self.port, self._wsgi, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._wsgi)
 
     # --- control ---------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeTwilio:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
-        self._server.server_close()
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def fail_next(self, n: int = 1, status: int = 500, code: int | None = None, delay: float = 0.0) -> None:
         with self._lock:
             self._next_failures.extend(Failure(status, code, delay) for _ in range(n))

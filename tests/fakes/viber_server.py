@@ -19,10 +19,9 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.support import free_port
+from tests.support import LiveServer
 
 STATUS_MESSAGES = {
     0: "ok",
@@ -59,10 +58,9 @@ class ViberSent:
     broadcast: bool = False
 
 
-class FakeViber:
+class FakeViber(LiveServer):
     def __init__(self, auth_token: str = "fake-viber-token"):
         self.auth_token = auth_token
-        self.port = free_port()
         #: one entry per receiver that was sent a message (broadcasts expanded)
         self.messages: list[ViberSent] = []
         #: the receivers list of each broadcast_message call
@@ -73,28 +71,12 @@ class FakeViber:
         self._next_failures: list[Failure] = []
         self._receiver_failures: dict[str, int] = {}
         self._tokens = itertools.count(5_000_000_000_000_000_001)
-        self._server = make_server("127.0.0.1", self.port, self._wsgi, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._wsgi)
 
     @property
     def url(self) -> str:
         """The API base, like https://chatapi.viber.com/pa"""
         return f"http://127.0.0.1:{self.port}/pa"
-
-    def start(self) -> FakeViber:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
-        self._server.server_close()
-
-    def __enter__(self) -> FakeViber:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def fail_next(self, n: int = 1, http_status: int = 200, status: int = 12, delay: float = 0.0) -> None:
         with self._lock:
