@@ -97,6 +97,8 @@ class Config:
     twilio_messaging_service_sid: str = ""
     twilio_api_url: str = "https://api.twilio.com"
     twilio_rate: float = 10.0  # messages per second, across all workers
+    #: ask Twilio to discard bodies and obfuscate numbers on its side (account feature)
+    twilio_discard_content: bool = False
 
     viber_auth_token: str = ""
     viber_api_url: str = "https://chatapi.viber.com/pa"
@@ -176,6 +178,7 @@ class Config:
             twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
             twilio_api_url=(env.get("TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
             twilio_rate=_float(env, "TWILIO_RATE", 10.0),
+            twilio_discard_content=_bool(env.get("TWILIO_DISCARD_CONTENT")),
             viber_auth_token=env.get("VIBER_AUTH_TOKEN", ""),
             viber_api_url=(env.get("VIBER_API_URL") or "https://chatapi.viber.com/pa").rstrip("/"),
             viber_bot_name=env.get("VIBER_BOT_NAME", "Lanpya"),

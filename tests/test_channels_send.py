@@ -73,6 +73,16 @@ def test_sms_through_a_messaging_service(pdb, provider_config, fake_twilio, cloc
     assert fake_twilio.messages[0].from_ is None
 
 
+def test_twilio_is_asked_to_keep_no_body_and_no_full_number_when_configured(pdb, provider_config, fake_twilio, clock):
+    add(pdb)
+    dispatch_due(pdb, provider_config, "w1")
+    assert "ContentRetention" not in fake_twilio.messages[0].form  # off by default: needs the account feature
+    add(pdb, body="second")
+    dispatch_due(pdb, replace(provider_config, twilio_discard_content=True), "w1")
+    form = fake_twilio.messages[1].form
+    assert (form["ContentRetention"], form["AddressRetention"]) == ("discard", "obfuscate")
+
+
 def test_viber_reply_uses_send_message(pdb, provider_config, fake_viber, clock):
     rid = add(pdb, channel=Contact.VIBER, address=VIBER_ID, body="Hi",
               extra={"keyboard": {"Type": "keyboard", "Buttons": []}})

@@ -60,7 +60,8 @@ def sender_for(config: Config, channel: str):
         if not TwilioSender.configured(config):
             return None
         key = ("sms", config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url,
-               config.twilio_from_number, config.twilio_messaging_service_sid, config.public_url)
+               config.twilio_from_number, config.twilio_messaging_service_sid, config.public_url,
+               config.twilio_discard_content)
         if key not in _senders:
             _senders[key] = TwilioSender(config)
         return _senders[key]

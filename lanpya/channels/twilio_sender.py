@@ -56,6 +56,10 @@ class TwilioSender:
             kwargs["messaging_service_sid"] = self.config.twilio_messaging_service_sid
         else:
             kwargs["from_"] = self.config.twilio_from_number
+        if self.config.twilio_discard_content:
+            # provider-side minimisation: Twilio keeps no body and no full number
+            kwargs["content_retention"] = "discard"
+            kwargs["address_retention"] = "obfuscate"
         media = (extra or {}).get("media_url")
         if media:
             kwargs["media_url"] = media if isinstance(media, list) else [media]
