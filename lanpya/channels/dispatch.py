@@ -245,19 +245,28 @@ def _record(session: Session, item: Claimed, worker: str, outcome: SendOutcome) 
     return "failed"
 
 
-def _send_one(db: Database, sender, item: Claimed, worker: str) -> str:
+def _call(sender, item: Claimed) -> SendOutcome:
+    """One provider call; never raises (a bug must not leave the row in flight)."""
     try:
-        outcome = sender.send(item.to, item.body, item.extra, ref=item.id)
-    except Exception as exc:  # noqa: BLE001 - a bug must not leave the row in flight
+        return sender.send(item.to, item.body, item.extra, ref=item.id)
+    except Exception as exc:  # noqa: BLE001
         logger.exception("outbox %s: sender raised %s", item.id, type(exc).__name__)
         from lanpya.channels.errors import ProviderError
 
-        outcome = SendOutcome(error=ProviderError("transient", "internal", type(exc).__name__))
+        return SendOutcome(error=ProviderError("transient", "internal", type(exc).__name__))
+
+
+def _record_all(db: Database, worker: str, done: list[tuple[Claimed, SendOutcome]]) -> None:
+    """Record a claimed batch's outcomes in one transaction (one commit per
+    batch, not per message: the batch was committed as in flight before any
+    call, so a crash here can repeat at most that batch, never more)."""
+    if not done:
+        return
     with db.session() as s:
-        result = _record(s, item, worker, outcome)
-    logger.info("outbox %s %s via %s: %s%s", item.id, item.kind, item.channel, result,
-                f" ({outcome.error.code})" if outcome.error else "")
-    return result
+        results = [(item, outcome, _record(s, item, worker, outcome)) for item, outcome in done]
+    for item, outcome, result in results:
+        logger.info("outbox %s %s via %s: %s%s", item.id, item.kind, item.channel, result,
+                    f" ({outcome.error.code})" if outcome.error else "")
 
 
 def _send_broadcast(db: Database, sender: ViberSender, items: list[Claimed], worker: str) -> None:
@@ -320,20 +329,24 @@ def dispatch_due(db: Database, config: Config, worker_name: str, limit: int = 10
 
 def _send_in_parallel(db: Database, sender, items: list[Claimed], worker: str) -> None:
     """Provider calls are network-bound: up to SEND_THREADS at once, but one
-    recipient's messages in order, one after the other, on one thread."""
+    recipient's messages in order, one after the other, on one thread. The
+    outcomes are recorded together once the batch has been sent."""
     by_recipient: dict[tuple, list[Claimed]] = {}
     for item in sorted(items, key=lambda i: i.id):
         by_recipient.setdefault((item.channel, item.to), []).append(item)
     lanes = list(by_recipient.values())
+    done: list[tuple[Claimed, SendOutcome]] = []
 
-    def run(lane: list[Claimed]) -> None:
-        for item in lane:
-            _send_one(db, sender, item, worker)
+    def run(lane: list[Claimed]) -> list[tuple[Claimed, SendOutcome]]:
+        return [(item, _call(sender, item)) for item in lane]
 
-    if len(lanes) <= 1 or SEND_THREADS <= 1:
-        for lane in lanes:
-            run(lane)
-        return
-    with ThreadPoolExecutor(max_workers=min(SEND_THREADS, len(lanes)), thread_name_prefix="send") as pool:
-        for future in [pool.submit(run, lane) for lane in lanes]:
-            future.result()
+    try:
+        if len(lanes) <= 1 or SEND_THREADS <= 1:
+            for lane in lanes:
+                done += run(lane)
+        else:
+            with ThreadPoolExecutor(max_workers=min(SEND_THREADS, len(lanes)), thread_name_prefix="send") as pool:
+                for future in [pool.submit(run, lane) for lane in lanes]:
+                    done += future.result()
+    finally:
+        _record_all(db, worker, done)
