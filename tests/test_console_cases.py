@@ -283,3 +283,21 @@ def test_agent_opens_a_case_for_a_caller(app, db, config, people, clock):
     feed = c.get(f"/console/cases/{case_id}/messages.json?after=0", headers={"Accept": "application/json"}).json
     assert feed["count"] == 1 and feed["items"][0]["body"] == "<i>is anyone there</i>"
     assert c.get(f"/console/cases/{case_id}/messages.json?after=1").json["items"] == []
+
+
+@pytest.mark.parametrize("field", ["category", "severity"])
+@pytest.mark.parametrize("bad", [[None], {"a": 1}, 3, True])
+def test_internal_open_case_with_a_non_text_label_still_opens_the_case(app, db, config, field, bad):
+    """Found by the route fuzzer: a list where a string belongs was a 500. A
+    report must never be lost to a bad label: it opens with the default."""
+    with db.session() as s:
+        receive(s, channel="sms", provider_id=f"SM-bad-{field}-{bad!r}", address="+959250000777", text="help")
+        uuid = s.scalar(select(Contact.uuid).order_by(Contact.id.desc()).limit(1))
+    resp = app.test_client().post(
+        "/internal/cases", json={"contact": uuid, field: bad},
+        headers={"Authorization": f"Bearer {config.internal_token}"},
+    )
+    assert resp.status_code in (200, 201), resp.get_data()
+    with db.session() as s:
+        case = s.get(Case, resp.get_json()["case_id"])
+        assert (case.category, case.severity) == ("other", Case.URGENT)

@@ -50,6 +50,10 @@ def _contact(session, uuid) -> Contact:
 
 
 def _lenient(value, normalise, default: str, what: str) -> str:
+    """A report is never refused for a bad label: it opens with the default."""
+    if value is not None and not isinstance(value, str):
+        logger.warning("case request with a non-text %s: opened as %s", what, default)
+        return default
     try:
         return normalise(value)
     except escalation.CaseError:
