@@ -97,3 +97,19 @@ def test_api_refuses_bad_input_with_clear_errors(client, tokens):
     assert client.post("/api/campaigns/999/preview", headers=h).status_code == 404
     seg = client.post("/api/text/segments", headers=h, json={"body": "a" * 161}).get_json()
     assert (seg["encoding"], seg["segments"]) == ("GSM-7", 2)
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/audiences", {"name": [None], "filter": {}}),
+        ("/api/campaigns", {"name": {"x": 1}, "audience_id": 1, "messages": []}),
+        ("/api/campaigns", {"name": "n", "audience": {"name": [1], "filter": {}}, "messages": []}),
+        ("/api/campaigns", {"name": "n", "audience_id": 1, "cron": 5, "messages": []}),
+    ],
+)
+def test_api_refuses_non_text_fields_naming_them(client, db, tokens, path, body):
+    """Found by the route fuzzer: a list where a name belongs was a 500."""
+    resp = client.post(path, json=body, headers=tokens["campaigner"])
+    assert resp.status_code == 400
+    assert "must be text" in resp.get_json()["error"]

@@ -82,6 +82,18 @@ def _get(s, campaign_id: int) -> Campaign:
     return c
 
 
+#: JSON fields that must be text when present
+TEXT_FIELDS = ("name", "cron", "quiet_start", "quiet_end", "schedule_kind", "run_at")
+
+
+def _text_fields(data: dict) -> dict:
+    """Refuse (400) a non-text value where text belongs, naming the field."""
+    for key in TEXT_FIELDS:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise CampaignError(f"{key} must be text")
+    return data
+
+
 def _error(exc: Exception, status: int = 400):
     return jsonify({"error": str(exc)}), status
 
@@ -92,6 +104,7 @@ def _error(exc: Exception, status: int = 400):
 def api_audience_create():
     data = _json()
     try:
+        _text_fields(data)
         with db().session() as s:
             a = engine.create_audience(s, data.get("name", ""), data.get("filter"), _staff_id())
             audit.record(s, "audience_created", "audience", a.id, staff_id=_staff_id())
@@ -137,6 +150,9 @@ def api_segments():
 def api_campaign_create():
     data = _json()
     try:
+        _text_fields(data)
+        if isinstance(data.get("audience"), dict):
+            _text_fields(data["audience"])
         with db().session() as s:
             audience_id = data.get("audience_id")
             if audience_id is None and isinstance(data.get("audience"), dict):
@@ -188,6 +204,7 @@ def api_preview(campaign_id: int):
 def api_schedule(campaign_id: int):
     data = _json()
     try:
+        _text_fields(data)
         with db().session() as s:
             c = _get(s, campaign_id)
             engine.schedule(s, config(), c, staff_id=_staff_id(), run_at=_when(data.get("run_at")),
