@@ -14,21 +14,14 @@ from sqlalchemy import select
 
 from campaigns import contacts, engine
 from campaigns.engine import CampaignError
-from lanpya import crypto, logs
-from lanpya.config import Config, ConfigError
+from lanpya.bootstrap import load_config
+from lanpya.config import Config
 from lanpya.db import Database
 from lanpya.models import Audience, Campaign
 
 
 def _setup() -> tuple[Config, Database]:
-    try:
-        config = Config.from_env()
-        config.validate("cli")
-        crypto.configure(config)
-    except ConfigError as exc:
-        click.echo(f"lanpya: {exc}", err=True)
-        sys.exit(2)
-    logs.setup(config.log_level, "cli")
+    config = load_config("cli")
     return config, Database.from_config(config)
 
 

@@ -14,27 +14,9 @@ import uuid as uuidlib
 
 import click
 
-from lanpya import crypto, logs
-from lanpya.config import ROOT, Config, ConfigError
-
-
-def load_config(role: str = "cli", validate: bool = True) -> Config:
-    try:
-        config = Config.from_env()
-        if validate:
-            config.validate(role)
-        crypto.configure(config)
-    except ConfigError as exc:
-        click.echo(f"lanpya: {exc}", err=True)
-        sys.exit(2)
-    logs.setup(config.log_level, role)
-    return config
-
-
-def database(config: Config):
-    from lanpya.db import Database
-
-    return Database.from_config(config)
+from lanpya import crypto
+from lanpya.bootstrap import database, load_config
+from lanpya.config import ROOT
 
 
 @click.group()

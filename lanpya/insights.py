@@ -718,7 +718,7 @@ def _cli_context() -> tuple[object, int]:
 
             return obj["db"], Config.from_env().insights_min_cell
         ctx = ctx.parent
-    from lanpya.cli import database, load_config
+    from lanpya.bootstrap import database, load_config
 
     config = load_config("cli")
     return database(config), config.insights_min_cell

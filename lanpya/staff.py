@@ -107,7 +107,7 @@ def _db():
         if isinstance(ctx.obj, dict) and ctx.obj.get("db") is not None:
             return ctx.obj["db"]
         ctx = ctx.parent
-    from lanpya.cli import database, load_config
+    from lanpya.bootstrap import database, load_config
 
     return database(load_config("cli"))
 

@@ -8,10 +8,11 @@ import sys
 import click
 from sqlalchemy import func, select, update
 
-from lanpya import crypto, logs, spool
+from lanpya import spool
+from lanpya.bootstrap import load_config
 from lanpya.channels.dispatch import dispatch_due, sender_for
 from lanpya.channels.viber_sender import ViberSender
-from lanpya.config import Config, ConfigError
+from lanpya.config import Config
 from lanpya.db import Database
 from lanpya.models import Outbox
 
@@ -21,14 +22,7 @@ def _setup(ctx: click.Context) -> tuple[Config, Database]:
     obj = ctx.obj if isinstance(ctx.obj, dict) else {}
     config = obj.get("config")
     if config is None:
-        try:
-            config = Config.from_env()
-            config.validate("cli")
-            crypto.configure(config)
-        except ConfigError as exc:
-            click.echo(f"lanpya: {exc}", err=True)
-            sys.exit(2)
-        logs.setup(config.log_level, "cli")
+        config = load_config("cli")
     return config, obj.get("db") or Database.from_config(config)
 
 
