@@ -27,7 +27,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from conversations import limits
-from conversations.rasa import RasaClient, RasaRejected, RasaUnavailable
+from conversations.rasa import RasaClient, RasaRejected, RasaReplicas, RasaUnavailable
 from conversations.services import Answers, module
 from lanpya import clock, outbox
 from lanpya.config import Config
@@ -68,7 +68,14 @@ class Plan:
 
 
 class Handler:
-    def __init__(self, config: Config, db: Database, rasa: RasaClient, owner: str, answers: Answers | None = None):
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        rasa: RasaClient | RasaReplicas,
+        owner: str,
+        answers: Answers | None = None,
+    ):
         self.config = config
         self.db = db
         self.rasa = rasa
@@ -213,20 +220,37 @@ class Handler:
         msg.error = error
 
     def _reply(
-        self, s: Session, msg: Inbound, contact: Contact, key: str, language: str,
-        *, seq: int = 0, dedupe: str | None = None, case_id: int | None = None,
+        self,
+        s: Session,
+        msg: Inbound,
+        contact: Contact,
+        key: str,
+        language: str,
+        *,
+        seq: int = 0,
+        dedupe: str | None = None,
+        case_id: int | None = None,
     ) -> Outbox | None:
         body = self.answers.answer(key, language, channel=contact.channel)
         if not body:
             logger.error("no %r answer in %s: nothing sent", key, language)
             return None
         return outbox.enqueue(
-            s, body=body, channel=contact.channel, contact=contact, kind=Outbox.REPLY,
-            inbound_id=msg.id, case_id=case_id, seq=seq, dedupe_key=dedupe,
+            s,
+            body=body,
+            channel=contact.channel,
+            contact=contact,
+            kind=Outbox.REPLY,
+            inbound_id=msg.id,
+            case_id=case_id,
+            seq=seq,
+            dedupe_key=dedupe,
         )
 
     # --- keywords -------------------------------------------------------------
-    def _keyword(self, s: Session, msg: Inbound, contact: Contact, kind: str, value: str | None) -> str | None:
+    def _keyword(
+        self, s: Session, msg: Inbound, contact: Contact, kind: str, value: str | None
+    ) -> str | None:
         now = clock.now()
         if kind == "stop":
             contact.opted_out = True
@@ -274,7 +298,14 @@ class Handler:
         return {"category": category, "severity": severity, "case_id": case_id}, case_id
 
     def _open_case(
-        self, s: Session, msg: Inbound, contact: Contact, category: str, severity: str, source: str, language: str
+        self,
+        s: Session,
+        msg: Inbound,
+        contact: Contact,
+        category: str,
+        severity: str,
+        source: str,
+        language: str,
     ) -> int | None:
         """Open (or join) the contact's case and alert on-call; the case id, or None."""
         escalation = module("lanpya.escalation")
@@ -282,8 +313,14 @@ class Handler:
             logger.error("inbound %s: a report but escalation is unavailable", msg.id)
             return None
         case, created = escalation.open_case(
-            s, contact, category=category, severity=severity, source=source,
-            language=language, channel=contact.channel, config=self.config,
+            s,
+            contact,
+            category=category,
+            severity=severity,
+            source=source,
+            language=language,
+            channel=contact.channel,
+            config=self.config,
         )
         s.flush()
         msg.case_id = case.id
@@ -336,8 +373,12 @@ class Handler:
                 # internal API was down): the worker opens it, so no report is missed
                 severity = Case.EMERGENCY if msg.intent == "emergency" else Case.URGENT
                 self._open_case(s, msg, contact, "other", severity, "bot", plan.language)
-                logger.warning("inbound %s: %s without a case from the bot; worker opened case %s",
-                               msg.id, msg.intent, msg.case_id)
+                logger.warning(
+                    "inbound %s: %s without a case from the bot; worker opened case %s",
+                    msg.id,
+                    msg.intent,
+                    msg.case_id,
+                )
             if plan.restart:
                 contact.session_started_at = clock.now()
             seq = 0
@@ -350,18 +391,35 @@ class Handler:
                     continue
                 extra = {"buttons": m["buttons"]} if m.get("buttons") else None
                 outbox.enqueue(
-                    s, body=body, channel=contact.channel, contact=contact, kind=Outbox.REPLY,
-                    inbound_id=msg.id, case_id=msg.case_id, seq=seq,
-                    dedupe_key=f"reply:{msg.id}:{seq}", extra=extra,
+                    s,
+                    body=body,
+                    channel=contact.channel,
+                    contact=contact,
+                    kind=Outbox.REPLY,
+                    inbound_id=msg.id,
+                    case_id=msg.case_id,
+                    seq=seq,
+                    dedupe_key=f"reply:{msg.id}:{seq}",
+                    extra=extra,
                 )
                 seq += 1
             if seq == 0:
                 # the bot said nothing (a failed response, an unknown one): never leave
                 # someone who wrote to us in silence
-                logger.warning("inbound %s: Rasa answered with no text (intent %s); default answer sent",
-                               msg.id, msg.intent)
-                self._reply(s, msg, contact, "utter_default", plan.language, dedupe=f"reply:{msg.id}:0",
-                            case_id=msg.case_id)
+                logger.warning(
+                    "inbound %s: Rasa answered with no text (intent %s); default answer sent",
+                    msg.id,
+                    msg.intent,
+                )
+                self._reply(
+                    s,
+                    msg,
+                    contact,
+                    "utter_default",
+                    plan.language,
+                    dedupe=f"reply:{msg.id}:0",
+                    case_id=msg.case_id,
+                )
             self._finish(msg, Inbound.DONE)
             return "answered"
 
@@ -373,8 +431,15 @@ class Handler:
                 return "lost-lease"
             contact = s.get(Contact, msg.contact_id)
             if plan.case_id is not None:
-                self._reply(s, msg, contact, "case_ack", plan.language,
-                            dedupe=f"case_ack:{plan.case_id}", case_id=plan.case_id)
+                self._reply(
+                    s,
+                    msg,
+                    contact,
+                    "case_ack",
+                    plan.language,
+                    dedupe=f"case_ack:{plan.case_id}",
+                    case_id=plan.case_id,
+                )
             msg.screened_at = clock.now()
             msg.state = Inbound.QUEUED
             msg.lease_owner = None
@@ -398,8 +463,15 @@ class Handler:
             outcome = "retry"
             if plan.case_id is not None:
                 # a report while Rasa is away: the case is open; tell them so, once
-                self._reply(s, msg, contact, "case_ack", plan.language,
-                            dedupe=f"case_ack:{plan.case_id}", case_id=plan.case_id)
+                self._reply(
+                    s,
+                    msg,
+                    contact,
+                    "case_ack",
+                    plan.language,
+                    dedupe=f"case_ack:{plan.case_id}",
+                    case_id=plan.case_id,
+                )
             if now - msg.received_at >= timedelta(seconds=cfg.holding_reply_after_s):
                 already = s.scalar(
                     select(
@@ -443,6 +515,11 @@ class Handler:
 
 
 def pending_count(s: Session) -> int:
-    return s.scalar(
-        select(func.count()).select_from(Inbound).where(Inbound.state.in_((Inbound.QUEUED, Inbound.PROCESSING)))
-    ) or 0
+    return (
+        s.scalar(
+            select(func.count())
+            .select_from(Inbound)
+            .where(Inbound.state.in_((Inbound.QUEUED, Inbound.PROCESSING)))
+        )
+        or 0
+    )

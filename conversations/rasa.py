@@ -6,6 +6,7 @@ the sender id: Rasa never sees a phone number.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +25,12 @@ class RasaUnavailable(Exception):
     """Rasa (or its action server) is down, slow or answered with an error.
 
     The message is retried later; nothing is lost."""
+
+
+class RasaUnreachable(RasaUnavailable):
+    """No connection to this replica (refused, reset, connect timeout) or its
+    circuit is open: the request did not run there, so another replica may
+    take it at once (:class:`RasaReplicas`)."""
 
 
 class RasaRejected(Exception):
@@ -77,7 +84,7 @@ class RasaClient:
     def _check_circuit(self) -> None:
         with self._lock:
             if self._open_until is not None and clock.now() < self._open_until:
-                raise RasaUnavailable("circuit open")
+                raise RasaUnreachable("circuit open")
 
     def _failed(self, slow: bool = False) -> None:
         """``slow``: Rasa did not answer in time (it is busy, or hanging): a short,
@@ -107,6 +114,11 @@ class RasaClient:
         self._check_circuit()
         try:
             resp = self._session().post(url, timeout=(self.connect_timeout, self.timeout), **kwargs)
+        except requests.ConnectionError as exc:
+            # refused, reset or no connection in time: Rasa is away (also a replica
+            # killed mid-request: retrying it elsewhere is what a retry here would do)
+            self._failed()
+            raise RasaUnreachable(type(exc).__name__) from exc
         except requests.RequestException as exc:
             self._failed(slow=isinstance(exc, requests.ReadTimeout))
             raise RasaUnavailable(type(exc).__name__) from exc
@@ -176,3 +188,81 @@ class RasaClient:
             json=[{"event": "restart"}],
             params={**self._params(), "include_events": "NONE"},
         )
+
+
+def replica_index(sender: str, replicas: int) -> int:
+    """The replica a contact is pinned to: a stable hash of its random id (the
+    same on every worker process and across restarts, unlike ``hash()``)."""
+    digest = hashlib.sha256(sender.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % replicas
+
+
+class RasaReplicas:
+    """Several Rasa servers behind one worker (``RASA_URL`` a comma-separated list).
+
+    Each contact is pinned to one replica by :func:`replica_index` of its
+    random id, so its turns go to the same server (warm tracker cache, one
+    lock holder). Per-contact order does not depend on it: the worker never
+    has two messages of one contact in flight (conversations.claim), and the
+    replicas share the SQL tracker store and the Redis lock store.
+
+    Failover: when the contact's replica cannot be reached (connection
+    refused or reset, or its circuit is open after such a failure), the call
+    goes to the next replica in the ring, at once, within the same attempt.
+    A timeout or a 5xx is *not* failed over within the attempt (the request
+    may have run there); the message goes back to the queue with its backoff,
+    exactly as with one Rasa, and the retry finds that replica's circuit open
+    and takes the next one. So nothing is lost, one answer is stored per
+    message (the outbox rows come from the one reply that succeeded), and the
+    holding reply follows the same rule as with one server: it goes out when
+    no replica has answered for ``holding_reply_after_s``.
+    """
+
+    def __init__(self, clients: list[RasaClient]):
+        if not clients:
+            raise ValueError("at least one Rasa URL")
+        self.clients = list(clients)
+
+    @property
+    def base_url(self) -> str:
+        return ",".join(c.base_url for c in self.clients)
+
+    @property
+    def available(self) -> bool:
+        return any(c.available for c in self.clients)
+
+    def ring(self, sender: str) -> list[RasaClient]:
+        """The replicas in the order this contact tries them."""
+        start = replica_index(sender, len(self.clients))
+        return self.clients[start:] + self.clients[:start]
+
+    def _call(self, sender: str, call):
+        last: RasaUnreachable | None = None
+        for n, client in enumerate(self.ring(sender)):
+            try:
+                result = call(client)
+            except RasaUnreachable as exc:
+                last = exc
+                continue
+            if n:
+                logger.info(
+                    "Rasa replica %d of %d unreachable; a contact's turn went to the next one",
+                    replica_index(sender, len(self.clients)) + 1,
+                    len(self.clients),
+                )
+            return result
+        assert last is not None
+        raise RasaUnreachable(f"no replica reachable ({last})")
+
+    def send(self, sender: str, message: str, **kwargs) -> RasaReply:
+        return self._call(sender, lambda c: c.send(sender, message, **kwargs))
+
+    def restart_session(self, sender: str) -> None:
+        self._call(sender, lambda c: c.restart_session(sender))
+
+
+def rasa_for(urls: list[str], **kwargs) -> RasaClient | RasaReplicas:
+    """One client for one URL; :class:`RasaReplicas` for several."""
+    if len(urls) == 1:
+        return RasaClient(urls[0], **kwargs)
+    return RasaReplicas([RasaClient(u, **kwargs) for u in urls])

@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from conversations import claim, limits
 from conversations.handle import Handler
-from conversations.rasa import RasaClient
+from conversations.rasa import RasaClient, RasaReplicas, rasa_for
 from conversations.services import Answers, module
 from lanpya import clock
 from lanpya.config import Config
@@ -48,7 +48,7 @@ class Worker:
         name: str | None = None,
         *,
         threads: int | None = None,
-        rasa: RasaClient | None = None,
+        rasa: RasaClient | RasaReplicas | None = None,
         dispatch: bool = True,
     ):
         self.config = config
@@ -56,7 +56,9 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         # SQLite has one writer: more threads only queue on its lock
         self.threads = 1 if db.is_sqlite else max(1, threads or config.worker_threads)
-        self.rasa = rasa or RasaClient(config.rasa_url, timeout=config.rasa_timeout_s, auth_token=config.rasa_auth_token)
+        self.rasa = rasa or rasa_for(
+            config.rasa_urls, timeout=config.rasa_timeout_s, auth_token=config.rasa_auth_token
+        )
         self.handler = Handler(config, db, self.rasa, self.name, Answers(config))
         self.dispatch_enabled = dispatch
         self.stopping = threading.Event()
@@ -130,7 +132,11 @@ class Worker:
         detail = " ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items()))[:200]
         try:
             with self.db.session() as s:
-                s.merge(Heartbeat(name=self.name, kind="worker", pid=os.getpid(), beat_at=clock.now(), detail=detail))
+                s.merge(
+                    Heartbeat(
+                        name=self.name, kind="worker", pid=os.getpid(), beat_at=clock.now(), detail=detail
+                    )
+                )
         except Exception:
             logger.exception("heartbeat failed")
 

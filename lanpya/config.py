@@ -150,6 +150,13 @@ class Config:
 
     log_level: str = "INFO"
 
+    @property
+    def rasa_urls(self) -> list[str]:
+        """``RASA_URL`` may name several Rasa replicas, comma-separated (the
+        worker pins each contact to one: conversations.rasa.RasaReplicas)."""
+        urls = [u.strip().rstrip("/") for u in self.rasa_url.split(",") if u.strip()]
+        return urls or ["http://127.0.0.1:5005"]
+
     # ------------------------------------------------------------------
     @classmethod
     def from_env(cls, environ: dict | None = None, *, dotenv: bool = True) -> Config:

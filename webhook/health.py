@@ -37,7 +37,11 @@ def healthz():
         components["database"] = "up"
     except Exception:  # noqa: BLE001 - health reports, never raises
         components["database"] = "down"
-    components["rasa"] = "up" if _http_ok(cfg.rasa_url + "/status") or _http_ok(cfg.rasa_url) else "down"
+    # every Rasa replica (RASA_URL may list several): one away is reported, although
+    # the worker fails its contacts over to the others
+    components["rasa"] = (
+        "up" if all(_http_ok(u + "/status") or _http_ok(u) for u in cfg.rasa_urls) else "down"
+    )
     action_base = cfg.action_server_url.rsplit("/webhook", 1)[0]
     components["actions"] = "up" if _http_ok(action_base + "/health") else "down"
     fresh = clock.now() - STALE
