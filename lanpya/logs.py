@@ -81,3 +81,7 @@ def setup(level: str = "INFO", name: str = "") -> None:
     for noisy in ("twilio.http_client", "urllib3", "werkzeug"):
         logging.getLogger(noisy).addFilter(RedactingFilter())
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    # APScheduler logs every run of every interval job ("Running job ... executed successfully"
+    # every 15 s): at INFO that buries what operators need to see; DEBUG keeps it.
+    if root.level > logging.DEBUG:
+        logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
