@@ -102,7 +102,8 @@ def tracker_store() -> dict:
     store = {
         "type": "SQL",
         "dialect": "postgresql",
-        "host": parsed.hostname or "127.0.0.1",
+        # Rasa passes the endpoint's "url" as the store's host ("host" here would be given twice)
+        "url": parsed.hostname or "127.0.0.1",
         "port": parsed.port or 5432,
         "db": parsed.path.lstrip("/") or "rasa",
     }

@@ -6,7 +6,9 @@ in production. It records every message it accepts and can be told to fail:
 
 - ``fail_next(n, status=500)`` / ``fail_next(n, status=400, code=30001)``:
   the next ``n`` requests fail that way (whatever the number);
-- ``fail_number(to, status=400, code=21211)``: every request to ``to`` fails.
+- ``fail_number(to, status=400, code=21211)``: every request to ``to`` fails;
+- ``fail_for(seconds, statuses=(500, 429))``: every send fails for that long,
+  the statuses in turn (429 with Twilio's code 20429), as in a provider outage.
 
 Only ``POST /2010-04-01/Accounts/{sid}/Messages.json`` (and ``GET`` of one
 message) are served; anything else is a Twilio-shaped 404.
@@ -20,6 +22,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -73,6 +76,9 @@ class FakeTwilio(LiveServer):
         self._next_failures: list[Failure] = []
         self._number_failures: dict[str, Failure] = {}
         self._ids = itertools.count(1)
+        self._fault_until = 0.0
+        self._fault_statuses: tuple[int, ...] = ()
+        self._fault_seq = itertools.count()
         super().__init__(self._wsgi)
 
     # --- control ---------------------------------------------------------------
@@ -84,10 +90,17 @@ class FakeTwilio(LiveServer):
         with self._lock:
             self._number_failures[to] = Failure(status, code)
 
+    def fail_for(self, seconds: float, statuses: tuple[int, ...] = (500, 429)) -> None:
+        """Fail every send for ``seconds`` from now, cycling through ``statuses``."""
+        with self._lock:
+            self._fault_statuses = tuple(statuses)
+            self._fault_until = time.monotonic() + seconds
+
     def clear_failures(self) -> None:
         with self._lock:
             self._next_failures.clear()
             self._number_failures.clear()
+            self._fault_until = 0.0
 
     def callback(self, sid: str, status: str, error_code: int | None = None, url: str | None = None):
         """Do what Twilio does after a send: POST a signed status callback to
@@ -156,6 +169,9 @@ class FakeTwilio(LiveServer):
         to = form.get("To", "")
         with self._lock:
             failure = self._next_failures.pop(0) if self._next_failures else self._number_failures.get(to)
+            if failure is None and self._fault_statuses and time.monotonic() < self._fault_until:
+                status = self._fault_statuses[next(self._fault_seq) % len(self._fault_statuses)]
+                failure = Failure(status, 20429 if status == 429 else None)
         if failure is not None:
             if failure.delay:
                 threading.Event().wait(failure.delay)
