@@ -1,10 +1,19 @@
-"""NLU evaluation on the held-out sets (bot/heldout/<lang>.yml, never trained on).
+"""NLU evaluation on the held-out sets (bot/heldout/<set>.yml, never trained on).
 
-Per language: intent accuracy, report+emergency recall, harmless-escalated
-rate (non-report messages predicted as report/emergency), parse latency
-median / p95 (one parse at a time, in process, as the Rasa server does it).
+A set's language is its name up to the first "_" (``my_fresh`` is Burmese).
+Per set: intent accuracy, report+emergency recall, harmless-escalated rate
+(non-report messages predicted as report/emergency), parse latency median /
+p95 (one parse at a time, in process, as the Rasa server does it) -- for the
+classifier alone, and for the *system*: what the reporter experiences, where
+the app's risk lexicon screens the message first (lanpya.content
+``lexicon_match``, as conversations/handle.py does) and a hit both opens a
+case and is passed to Rasa as ``metadata.risk`` (RiskRouter). Both columns
+parse the text the worker sends Rasa (normalised at ingest: Zawgyi
+converted). The lexicon runs in the app's venv: ``--screen`` is that half,
+called as a subprocess.
 
     .venv-rasa/bin/python bench/nlu_eval.py              # the served model (bot/config.yml)
+    .venv-rasa/bin/python bench/nlu_eval.py --misses     # + the reports missed / harmless escalated
     .venv-rasa/bin/python bench/nlu_eval.py --compare    # also train + score bot/pipelines/*.yml
     python -m bench --only nlu_eval                      # from the app venv (subprocess)
 
@@ -27,6 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+APP_PYTHON = ROOT / ".venv" / "bin" / "python"
 BOT = ROOT / "bot"
 HELDOUT = BOT / "heldout"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -50,6 +60,10 @@ def quiet() -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
 
 
+def set_language(name: str) -> str:
+    return name.split("_")[0]
+
+
 def load_heldout() -> dict:
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 
@@ -60,29 +74,66 @@ def load_heldout() -> dict:
     return sets
 
 
-def score(agent, examples: list, metadata_language: str) -> dict:
+def screen_in_app_venv(sets: dict) -> dict:
+    """{set: [(worker_text, risk or None)]} from the app venv (``--screen``)."""
+    request = {name: [[text, set_language(name)] for text, _ in examples] for name, examples in sets.items()}
+    out = subprocess.run(
+        [str(APP_PYTHON), __file__, "--screen"],
+        cwd=ROOT,
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"lexicon screening failed: {out.stderr[-500:]}")
+    return json.loads(out.stdout)
+
+
+def score(agent, examples: list, metadata_language: str, screened: list | None = None) -> dict:
     import asyncio
 
     from rasa.core.channels.channel import UserMessage
 
     loop = asyncio.get_event_loop()
     processor = agent.processor
+
+    def parse(text: str, risk: dict | None) -> str | None:
+        message = UserMessage(text, sender_id="bench", metadata={"language": metadata_language, "risk": risk})
+        return (loop.run_until_complete(processor.parse_message(message)).get("intent") or {}).get("name")
+
+    screened = screened or [(text, None) for text, _ in examples]
     correct = reports = reports_caught = harmless = harmless_escalated = 0
+    system_caught = system_escalated = lexicon_hits = 0
     latencies = []
-    errors = []
-    for text, intent in examples:
-        message = UserMessage(text, sender_id="bench", metadata={"language": metadata_language, "risk": None})
+    errors, misses = [], []
+    for (_, intent), (text, risk) in zip(examples, screened, strict=True):
         started = time.perf_counter()
-        parsed = loop.run_until_complete(processor.parse_message(message))
+        predicted = parse(text, None)
         latencies.append((time.perf_counter() - started) * 1000)
-        predicted = (parsed.get("intent") or {}).get("name")
+        # the system: a lexicon hit opens a case and reaches Rasa as metadata.risk
+        system = predicted in REPORT
+        if risk is not None:
+            # the worker opened the case already; RiskRouter must still start the report flow
+            lexicon_hits += 1
+            system = True
+            if parse(text, risk) not in REPORT:
+                misses.append(("lexicon hit not routed by RiskRouter", intent, predicted, text))
         correct += predicted == intent
         if intent in REPORT:
             reports += 1
             reports_caught += predicted in REPORT
+            system_caught += system
+            if predicted not in REPORT or not system:
+                misses.append(("missed" if not system else "classifier missed", intent, predicted, text))
         else:
             harmless += 1
             harmless_escalated += predicted in REPORT
+            system_escalated += system
+            if system:
+                misses.append(
+                    ("escalated" if predicted in REPORT else "lexicon escalated", intent, predicted, text)
+                )
         if predicted != intent:
             errors.append((intent, predicted, text))
     latencies.sort()
@@ -91,10 +142,15 @@ def score(agent, examples: list, metadata_language: str) -> dict:
         "accuracy": correct / len(examples) if examples else 0.0,
         "report_recall": reports_caught / reports if reports else None,
         "reports": reports,
+        "harmless": harmless,
         "harmless_escalated": harmless_escalated / harmless if harmless else 0.0,
+        "system_recall": system_caught / reports if reports else None,
+        "system_harmless_escalated": system_escalated / harmless if harmless else 0.0,
+        "lexicon_hits": lexicon_hits,
         "median_ms": statistics.median(latencies) if latencies else 0.0,
         "p95_ms": latencies[int(0.95 * (len(latencies) - 1))] if latencies else 0.0,
         "errors": errors,
+        "misses": misses,
     }
 
 
@@ -109,9 +165,12 @@ def evaluate(model: Path) -> dict:
     asyncio.set_event_loop(loop)
     agent = loop.run_until_complete(_load(Agent, model))
     sets = load_heldout()
+    screened = screen_in_app_venv(sets)
     # warm up (first parse builds caches)
     score(agent, [("hello", "greet")], "en")
-    return {lang: score(agent, examples, lang) for lang, examples in sets.items()}
+    return {
+        name: score(agent, examples, set_language(name), screened[name]) for name, examples in sets.items()
+    }
 
 
 async def _load(Agent, model: Path):
@@ -124,8 +183,13 @@ def train_nlu(config: Path, out: Path) -> tuple[Path, float]:
     sys.path.insert(0, str(BOT))
     os.chdir(BOT)
     started = time.monotonic()
-    path = rasa_train_nlu(config=str(config), nlu_data=str(BOT / "data"), output=str(out),
-                          fixed_model_name=config.stem, domain=str(BOT / "domain.yml"))
+    path = rasa_train_nlu(
+        config=str(config),
+        nlu_data=str(BOT / "data"),
+        output=str(out),
+        fixed_model_name=config.stem,
+        domain=str(BOT / "domain.yml"),
+    )
     return Path(path), time.monotonic() - started
 
 
@@ -137,13 +201,22 @@ def served_model() -> Path:
 
 
 def table(name: str, results: dict, train_s: float | None = None) -> str:
-    lines = [f"**{name}**" + (f" — training {train_s:.1f} s" if train_s is not None else ""), "",
-             "| language | n | intent accuracy | report+emergency recall | harmless escalated | parse median | parse p95 |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"**{name}**" + (f" — training {train_s:.1f} s" if train_s is not None else ""),
+        "",
+        "| set | n | intent accuracy | report+emergency recall: classifier | system | "
+        "harmless escalated: classifier | system | parse median | parse p95 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for lang, r in results.items():
         recall = "-" if r["report_recall"] is None else f"{r['report_recall']:.3f} ({r['reports']})"
-        lines.append(f"| {lang} | {r['n']} | {r['accuracy']:.3f} | {recall} | {r['harmless_escalated']:.3f} "
-                     f"| {r['median_ms']:.1f} ms | {r['p95_ms']:.1f} ms |")
+        system = "-" if r.get("system_recall") is None else f"{r['system_recall']:.3f}"
+        harmless = f"{r.get('system_harmless_escalated', 0.0):.3f} ({r.get('harmless', '?')})"
+        lines.append(
+            f"| {lang} | {r['n']} | {r['accuracy']:.3f} | {recall} | {system} | "
+            f"{r['harmless_escalated']:.3f} | {harmless} "
+            f"| {r['median_ms']:.1f} ms | {r['p95_ms']:.1f} ms |"
+        )
     return "\n".join(lines)
 
 
@@ -158,15 +231,56 @@ def write_doc(section: str) -> None:
     DOC.write_text(text.rstrip("\n") + "\n\n## NLU\n\n" + section.strip() + "\n")
 
 
+# --- in the app venv: the worker's screening ----------------------------------------
+def screen(request: dict) -> dict:
+    """As the worker sees a message (lanpya.ingest, conversations/handle.py):
+    normalised at ingest (Zawgyi converted), language detected (else the
+    contact's, here the set's), whole-message keywords first, then the risk
+    lexicon. Returns {set: [(text sent to Rasa, risk metadata or None)]}."""
+    sys.path.insert(0, str(ROOT))
+    from lanpya.config import Config
+    from lanpya.content import Content
+    from lanpya.keywords import match_keyword
+    from lanpya.text import detect_language, normalise_text
+
+    content = Content.load(ROOT / "content", Config(env="test"))
+    out = {}
+    for name, items in request.items():
+        rows = []
+        for raw, contact_language in items:
+            text = normalise_text(raw).text
+            language = detect_language(text) or contact_language
+            risk = None
+            if match_keyword(text, content) is None:
+                hit = content.lexicon_match(text, language)
+                if hit is not None:
+                    risk = {"category": hit.category, "severity": hit.severity, "case_id": None}
+            rows.append((text, risk))
+        out[name] = rows
+    return out
+
+
 def main_rasa(argv: list[str]) -> int:
+    if argv[:1] == ["--screen"]:
+        print(json.dumps(screen(json.loads(sys.stdin.read()))))
+        return 0
     parser = argparse.ArgumentParser(prog="bench/nlu_eval.py")
     parser.add_argument("--model", help="a trained model (default: train/reuse the served one)")
     parser.add_argument("--compare", action="store_true", help="also train and score bot/pipelines/*.yml")
-    parser.add_argument("--config", action="append", default=[],
-                        help="train (NLU only) and score this config instead of the served model; repeatable")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="train (NLU only) and score this config instead of the served model; repeatable",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON only (for python -m bench)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--errors", action="store_true", help="list the misclassified examples")
+    parser.add_argument(
+        "--misses",
+        action="store_true",
+        help="list reports/emergencies missed (classifier or system) and harmless ones escalated",
+    )
     args = parser.parse_args(argv)
     quiet()
     results = {}
@@ -189,25 +303,56 @@ def main_rasa(argv: list[str]) -> int:
             print(table(name, results[name][0], seconds), flush=True)
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     if args.json:
-        print(json.dumps({k: {"train_s": t, "languages": {lang: {x: y for x, y in r.items() if x != "errors"}
-                                                          for lang, r in v.items()}}
-                          for k, (v, t) in results.items()}))
+        print(
+            json.dumps(
+                {
+                    k: {
+                        "train_s": t,
+                        "languages": {
+                            lang: {x: y for x, y in r.items() if x not in ("errors", "misses")}
+                            for lang, r in v.items()
+                        },
+                    }
+                    for k, (v, t) in results.items()
+                }
+            )
+        )
         return 0
     sections = []
     for name, (res, seconds) in results.items():
         sections.append(table(name, res, seconds))
         if args.errors:
             for lang, r in res.items():
+                if lang.endswith("_sealed"):
+                    continue
                 for intent, predicted, text in r["errors"]:
                     print(f"  {lang}: {intent} -> {predicted}: {text}")
-    command = "`.venv-rasa/bin/python bench/nlu_eval.py" + (" --compare" if args.compare else "") + "".join(
-        f" --config {c}" for c in args.config) + "`"
-    body = (f"Held-out sets bot/heldout/*.yml (never trained on); metadata language = the set's language, "
-            f"no risk metadata (the classifier alone). Command: {command}, "
-            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores. "
-            f"Targets: accuracy ≥0.90 en, ≥0.85 my/kac; report+emergency recall ≥{TARGET_RECALL}; "
-            f"harmless escalated ≤{TARGET_HARMLESS:.0%}; median parse ≤{TARGET_MEDIAN_MS:.0f} ms.\n\n"
-            + "\n\n".join(sections))
+        if args.misses:
+            for lang, r in res.items():
+                if lang.endswith("_sealed"):  # its figures only: its sentences must not steer tuning
+                    print(f"  {lang}: {len(r['misses'])} misses/escalations (sealed: sentences not shown)")
+                    continue
+                for kind, intent, predicted, text in r["misses"]:
+                    print(f"  {lang}: {kind}: {intent} -> {predicted}: {text}")
+    command = (
+        "`.venv-rasa/bin/python bench/nlu_eval.py"
+        + (" --compare" if args.compare else "")
+        + "".join(f" --config {c}" for c in args.config)
+        + "`"
+    )
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    body = (
+        f"Held-out sets bot/heldout/*.yml (never trained on; `my_fresh` was written before the issue-4 "
+        f"tuning and never tuned on); metadata language = the set's language; the text the worker sends "
+        f"(Zawgyi converted at ingest). *classifier*: no risk metadata, the model alone (with its "
+        f"doubtful-report rule); *system*: the app's risk lexicon (lanpya.content, as the worker screens) "
+        f"OR the classifier — what a reporter experiences. Command: {command}, "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores, "
+        f"load average {load} (1/5/15 min) at the end. "
+        f"Targets: accuracy ≥0.90 en, ≥0.85 my/kac; report+emergency recall ≥{TARGET_RECALL}; "
+        f"harmless escalated ≤{TARGET_HARMLESS:.0%}; median parse ≤{TARGET_MEDIAN_MS:.0f} ms.\n\n"
+        + "\n\n".join(sections)
+    )
     print(body)
     if not args.no_write:
         write_doc(body)
@@ -219,23 +364,70 @@ def run(quick: bool = False) -> list:
     from bench import Result
 
     python = ROOT / ".venv-rasa" / "bin" / "python"
-    out = subprocess.run([str(python), __file__, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(
+        [str(python), __file__, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=1800
+    )
     if out.returncode != 0:
         return [Result("nlu", "evaluation ran", "completes", f"error: {out.stderr[-200:]}", False)]
     data = json.loads(out.stdout.strip().splitlines()[-1])["bot/config.yml"]
     results = []
     for lang, r in data["languages"].items():
-        target = TARGET_ACCURACY.get(lang)
-        results.append(Result("nlu", f"intent accuracy {lang} (n={r['n']})",
-                              f">= {target:.2f}" if target else "-", f"{r['accuracy']:.3f}",
-                              r["accuracy"] >= target if target else None))
+        target = TARGET_ACCURACY.get(set_language(lang))
+        results.append(
+            Result(
+                "nlu",
+                f"intent accuracy {lang} (n={r['n']})",
+                f">= {target:.2f}" if target else "-",
+                f"{r['accuracy']:.3f}",
+                r["accuracy"] >= target if target else None,
+            )
+        )
         if r["report_recall"] is not None:
-            results.append(Result("nlu", f"report+emergency recall {lang}", f">= {TARGET_RECALL}",
-                                  f"{r['report_recall']:.3f}", r["report_recall"] >= TARGET_RECALL))
-        results.append(Result("nlu", f"harmless escalated {lang}", f"<= {TARGET_HARMLESS:.0%}",
-                              f"{r['harmless_escalated']:.1%}", r["harmless_escalated"] <= TARGET_HARMLESS))
-        results.append(Result("nlu", f"parse median {lang}", f"<= {TARGET_MEDIAN_MS:.0f} ms",
-                              f"{r['median_ms']:.1f} ms (p95 {r['p95_ms']:.1f})", r["median_ms"] <= TARGET_MEDIAN_MS))
+            results.append(
+                Result(
+                    "nlu",
+                    f"report+emergency recall {lang}",
+                    f">= {TARGET_RECALL}",
+                    f"{r['report_recall']:.3f}",
+                    r["report_recall"] >= TARGET_RECALL,
+                )
+            )
+            results.append(
+                Result(
+                    "nlu",
+                    f"report+emergency recall {lang}, system (lexicon or classifier)",
+                    f">= {TARGET_RECALL}",
+                    f"{r['system_recall']:.3f}",
+                    r["system_recall"] >= TARGET_RECALL,
+                )
+            )
+        results.append(
+            Result(
+                "nlu",
+                f"harmless escalated {lang}",
+                f"<= {TARGET_HARMLESS:.0%}",
+                f"{r['harmless_escalated']:.1%}",
+                r["harmless_escalated"] <= TARGET_HARMLESS,
+            )
+        )
+        results.append(
+            Result(
+                "nlu",
+                f"harmless escalated {lang}, system",
+                f"<= {TARGET_HARMLESS:.0%}",
+                f"{r['system_harmless_escalated']:.1%}",
+                r["system_harmless_escalated"] <= TARGET_HARMLESS,
+            )
+        )
+        results.append(
+            Result(
+                "nlu",
+                f"parse median {lang}",
+                f"<= {TARGET_MEDIAN_MS:.0f} ms",
+                f"{r['median_ms']:.1f} ms (p95 {r['p95_ms']:.1f})",
+                r["median_ms"] <= TARGET_MEDIAN_MS,
+            )
+        )
     return results
 
 

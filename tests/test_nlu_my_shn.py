@@ -43,13 +43,39 @@ CANONICAL = {
     "destination": {"thailand", "malaysia", "china"},
     "language": {"en", "my", "kac", "shn"},
     "township": {
-        "Myitkyina", "Bhamo", "Waingmaw", "Mohnyin", "Putao", "Lashio", "Muse", "Kutkai",
-        "Namhkam", "Hsipaw", "Kyaukme", "Momauk", "Mansi", "Shwegu", "Hpakant", "Tanai",
-        "Chipwi", "Namtu", "Theinni",
+        "Myitkyina",
+        "Bhamo",
+        "Waingmaw",
+        "Mohnyin",
+        "Putao",
+        "Lashio",
+        "Muse",
+        "Kutkai",
+        "Namhkam",
+        "Hsipaw",
+        "Kyaukme",
+        "Momauk",
+        "Mansi",
+        "Shwegu",
+        "Hpakant",
+        "Tanai",
+        "Chipwi",
+        "Namtu",
+        "Theinni",
     },
     "relationship": {
-        "sister", "brother", "daughter", "son", "wife", "husband", "mother", "father",
-        "niece", "nephew", "cousin", "friend",
+        "sister",
+        "brother",
+        "daughter",
+        "son",
+        "wife",
+        "husband",
+        "mother",
+        "father",
+        "niece",
+        "nephew",
+        "cousin",
+        "friend",
     },
 }
 _ANNOTATION = re.compile(r"\[([^\]]+)\]\(([^:)]+)(?::([^)]+))?\)")
@@ -62,7 +88,9 @@ MARKS = (
     r"\u102b-\u103e\u1056-\u1059\u105e-\u1060\u1062-\u1064\u1067-\u106d"
     r"\u1071-\u1074\u1082-\u108d\u108f\u109a-\u109d"
 )
-CONSONANTS = r"\u1000-\u1021\u103f\u1050-\u1051\u105a-\u105d\u1061\u1065-\u1066\u106e-\u1070\u1075-\u1081\u108e"
+CONSONANTS = (
+    r"\u1000-\u1021\u103f\u1050-\u1051\u105a-\u105d\u1061\u1065-\u1066\u106e-\u1070\u1075-\u1081\u108e"
+)
 #: the match may not start after a virama (it would be the lower half of a stack)
 SYL_START = r"(?<!\u1039)"
 #: the next character must begin a new syllable (not a sign, not a final consonant)
@@ -187,16 +215,25 @@ TERMS: dict[str, dict[str, list[tuple[str, str, str, str]]]] = {
 #: romanised Burmese words (Latin script: ordinary \b lookup tables work)
 ROMANISED = {
     "destination": [
-        ("yodaya", "thailand"), ("tayote", "china"), ("ta yote", "china"),
-        ("malay", "malaysia"), ("malaysha", "malaysia"),
+        ("yodaya", "thailand"),
+        ("tayote", "china"),
+        ("ta yote", "china"),
+        ("malay", "malaysia"),
+        ("malaysha", "malaysia"),
     ],
     # "kachin", "shan", "bamar", "burmese" are in the shared table already
     "language": [("myanmar lo", "my"), ("myanmar lol", "my"), ("myanmar sar", "my")],
     "township": [("bamaw", "Bhamo"), ("namkham", "Namhkam"), ("thibaw", "Hsipaw")],
     "relationship": [
-        ("nyi ma lay", "sister"), ("nyi ma", "sister"), ("a ma", "sister"),
-        ("ko ko", "brother"), ("maung lay", "brother"), ("thami", "daughter"),
-        ("thamee", "daughter"), ("thar lay", "son"), ("a may", "mother"),
+        ("nyi ma lay", "sister"),
+        ("nyi ma", "sister"),
+        ("a ma", "sister"),
+        ("ko ko", "brother"),
+        ("maung lay", "brother"),
+        ("thami", "daughter"),
+        ("thamee", "daughter"),
+        ("thar lay", "son"),
+        ("a may", "mother"),
         ("thu nge chin", "friend"),
     ],
 }
@@ -387,6 +424,25 @@ def test_heldout_sets_cover_the_intents_and_copy_nothing():
         seen = {plain(e) for exs in every.values() for e in exs}
         copies = [e for exs in held.values() for e in exs if plain(e) in seen]
         assert not copies, copies
+
+
+def test_extra_burmese_heldout_sets_are_marked_and_copy_nothing():
+    """bot/heldout/my_*.yml (my_fresh, my_sealed: written before the issue-4
+    tuning) carry the review header, only agreed intents, plenty of reports
+    and look-alike harmless messages, and no sentence any language trains on."""
+    extra = sorted((ROOT / "bot" / "heldout").glob("my_*.yml"))
+    assert {p.stem for p in extra} >= {"my_fresh", "my_sealed"}
+    every = examples(sorted(NLU.rglob("*.yml")))
+    seen = {plain(e) for exs in every.values() for e in exs}
+    for path in extra:
+        assert path.read_text(encoding="utf-8").splitlines()[0] == HEADER, path
+        held = examples([path])
+        assert set(held) <= AGREED, path
+        reports = len(held.get("report_concern", [])) + len(held.get("emergency", []))
+        harmless = sum(len(e) for i, e in held.items() if i not in ("report_concern", "emergency"))
+        assert reports >= 20 and harmless >= 15, (path, reports, harmless)
+        copies = [e for exs in held.values() for e in exs if plain(e) in seen]
+        assert not copies, (path, copies)
 
 
 def test_no_sentence_is_taught_under_two_intents():
