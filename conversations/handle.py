@@ -133,15 +133,17 @@ class Handler:
             if contact is None or contact.erased_at is not None:
                 self._finish(msg, Inbound.DONE, error="contact erased")
                 return "erased"
-            # language: remembered unless the contact chose one
-            detected = detect_language(text) if msg.kind == "text" else None
+            # 1. keywords (recognised first: a Latin STOP/HELP says nothing about the language)
+            hit = self.answers.keyword(text) if msg.kind == "text" else None
+
+            # language: remembered unless the contact chose one; a keyword alone
+            # (STOP, HELP in Latin letters, as posters teach) keeps the contact's language
+            detected = detect_language(text) if msg.kind == "text" and not (hit and contact.language) else None
             if detected and not contact.language_chosen:
                 contact.language = detected
             language = contact.language or cfg.default_language
             msg.language = language
 
-            # 1. keywords
-            hit = self.answers.keyword(text) if msg.kind == "text" else None
             rasa_text = text
             if hit is not None:
                 msg.keyword = hit.kind[:16]
