@@ -58,6 +58,22 @@ REPORTS = [
     Report("my", "kal par", severity="emergency"),
     Report("my", "ညီမကို တ႐ုတ္ကို ေရာင္းစားလိုက္တယ္", "trafficking"),  # typed in Zawgyi
     Report("my", "nyi ma phone ma kaing tot buu", "missing_person"),
+    # issue 4: selling in the forms reports use, tonight, held in a house, papers, border, debt
+    Report("my", "ဒီညပဲ ရောင်းတော့မယ်တဲ့", "trafficking", "emergency"),
+    Report("my", "မနက်ဖြန် ရောင်းမယ်လို့ ပြောနေကြတယ်", "trafficking", "emergency"),
+    Report("my", "ငါ့ကို ရောင်းတော့မယ် ဘယ်လိုလုပ်ရမလဲ", "trafficking", "emergency"),
+    Report("my", "ညီမကို ရောင်းမယ်", "trafficking", "emergency"),  # weak, with a person
+    Report("my", "အစ်မကို တရုတ်လူဆီ ရောင်းလိုက်ပြီ", "trafficking"),
+    Report("my", "ရောင်းစားခံရပြီ ထင်တယ်", "trafficking"),
+    Report("my", "ေရာင္းစားလိုက္ၿပီ", "trafficking"),  # Zawgyi
+    Report("my", "မသိတဲ့ အိမ်ထဲမှာ ပိတ်ထားတယ်", "trafficking", "emergency"),
+    Report("my", "အလုပ်ရှင်က passport ယူထားပြီး ပြန်မပေးဘူး", "trafficking"),
+    Report("my", "ပတ်စပို့ သိမ်းထားတယ်", "trafficking"),
+    Report("my", "ဂိတ်မှာ ဖမ်းပြီး ငွေတောင်းနေတယ်", "trafficking"),
+    Report("my", "ကြွေးမကျေမချင်း ပြန်မရဘူးတဲ့", "labour_exploitation"),
+    Report("my", "လစာမပေးဘဲ ခိုင်းနေတယ်", "labour_exploitation"),
+    Report("my", "di nya yaung mal tae", "trafficking", "emergency"),
+    Report("my", "ngar ko yaung tot mal", "trafficking", "emergency"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -105,6 +121,14 @@ HARMLESS = [
     ("my", "ကျေးဇူးတင်ပါတယ်"),
     ("my", "ကြောင်လေး ပျောက်သွားတယ်"),
     ("my", "အကယ်၍ ထိုင်းသွားရင် ဘာစာရွက်လိုလဲ"),
+    # issue 4: selling things, and questions ABOUT selling people or kept papers
+    ("my", "ဆိုင်ကယ် ရောင်းမယ်"),
+    ("my", "ကြက်တွေ ရောင်းတော့မယ် ဈေးကောင်းလား"),
+    ("my", "yaung chin tal motor bike"),
+    ("my", "ချွေးမအဖြစ် ရောင်းစားခံရတာကို ဘယ်လိုကာကွယ်ရမလဲ"),
+    ("my", "အလုပ်ရှင်က ပတ်စပို့ သိမ်းထားရင် ဥပဒေနဲ့ ညီလား"),
+    ("my", "passport ယူထားတာ လူကုန်ကူးမှု လက္ခဏာလား"),
+    ("my", "လစာ မပေးရင် ဘယ်ကိုတိုင်ရလဲ"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
