@@ -156,9 +156,26 @@ def test_empty_and_non_text_do_not_match(content):
 # --- measured on the NLU data: reports caught, questions left alone ---------------------
 RISK_INTENTS = {"report_concern", "emergency"}
 QUESTION_INTENTS = {
-    "migrate_legally", "check_agency", "check_job_offer", "documents", "fees_debt", "rights_at_work",
-    "marriage_broker", "trafficking_signs", "find_mrc", "greet", "menu", "thanks", "goodbye", "affirm",
-    "deny", "subscribe", "choose_language", "out_of_scope", "bot_challenge", "delete_data",
+    "migrate_legally",
+    "check_agency",
+    "check_job_offer",
+    "documents",
+    "fees_debt",
+    "rights_at_work",
+    "marriage_broker",
+    "trafficking_signs",
+    "find_mrc",
+    "greet",
+    "menu",
+    "thanks",
+    "goodbye",
+    "affirm",
+    "deny",
+    "subscribe",
+    "choose_language",
+    "out_of_scope",
+    "bot_challenge",
+    "delete_data",
 }
 #: minimum share of held-out reports and emergencies caught / most false alarms
 MIN_RECALL = 0.85
@@ -189,7 +206,9 @@ def test_lexicon_on_the_held_out_set(content, language):
     assert caught + missed >= 10, "too few reports in the held-out set to measure"
     recall = caught / (caught + missed)
     false_alarms = alarms / max(alarms + quiet, 1)
-    print(f"{language}: held-out reports caught {caught}/{caught + missed}, false alarms {alarms}/{alarms + quiet}")
+    print(
+        f"{language}: held-out reports caught {caught}/{caught + missed}, false alarms {alarms}/{alarms + quiet}"
+    )
     assert recall >= MIN_RECALL
     assert false_alarms <= MAX_FALSE_ALARMS
 
@@ -227,7 +246,10 @@ NOT_KEYWORDS = [
     "stop the broker",
     "how do I start working in thailand",
     "help me my sister is missing",
-    "1", "၁", "႑", "9",
+    "1",
+    "၁",
+    "႑",
+    "9",
     "ကယ်ပါ",  # a cry for help goes to the risk lexicon, never a keyword
     "karum rit",
     "Tai",  # Thailand in Jinghpaw, not a switch to Shan
@@ -291,8 +313,11 @@ def test_sample_agencies_are_ignored_in_production():
 
 
 def test_shipped_agency_rows_are_all_marked_sample():
-    rows = [ln for ln in (CONTENT / "agencies.csv").read_text(encoding="utf-8").splitlines()
-            if ln.strip() and not ln.startswith("#")][1:]
+    rows = [
+        ln
+        for ln in (CONTENT / "agencies.csv").read_text(encoding="utf-8").splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ][1:]
     assert rows and all(ln.rstrip().endswith(",true") for ln in rows)
     meta = yaml.safe_load((CONTENT / "agencies.meta.yml").read_text(encoding="utf-8"))
     assert "source" in meta and "S10" in meta["source_ids"]
