@@ -33,7 +33,7 @@ from lanpya import clock, outbox
 from lanpya.config import Config
 from lanpya.db import Database
 from lanpya.models import Case, Contact, Inbound, Outbox
-from lanpya.text import detect_language
+from lanpya.text import next_language
 
 logger = logging.getLogger(__name__)
 
@@ -138,9 +138,9 @@ class Handler:
 
             # language: remembered unless the contact chose one; a keyword alone
             # (STOP, HELP in Latin letters, as posters teach) keeps the contact's language
-            detected = detect_language(text) if msg.kind == "text" and not (hit and contact.language) else None
-            if detected and not contact.language_chosen:
-                contact.language = detected
+            # or a short Latin "yes"/"thanks" keeps it too (lanpya.text.next_language)
+            if msg.kind == "text" and not (hit and contact.language) and not contact.language_chosen:
+                contact.language = next_language(contact.language, text)
             language = contact.language or cfg.default_language
             msg.language = language
 

@@ -185,6 +185,32 @@ def detect_language(text: str, default: str | None = None) -> str | None:
     return default
 
 
+def next_language(current: str | None, text: str) -> str | None:
+    """The contact's language after this message: ``current`` unless the
+    message shows another language clearly.
+
+    A change of script is clear (Myanmar script after Latin, or Shan letters).
+    A short Latin message ("yes", "hi", "thanks", "no" — which Burmese,
+    Jinghpaw and Shan speakers type in English every day) is not: it takes
+    three words or more, or two marker words, to move a contact from one
+    Latin-script language (or from a Myanmar-script one) to another.
+    """
+    detected = detect_language(text)
+    if detected is None or current is None or detected == current:
+        return detected or current
+    if _MYANMAR_BLOCK.search(text):
+        # Shan and Burmese share the script; a short message without Shan-only
+        # letters ("ဢေႃ", a name) does not make a Shan speaker Burmese
+        if current == "shn" and detected == "my" and len(_MYANMAR_BLOCK.findall(text)) < 12:
+            return current
+        return detected
+    words = _words(text)
+    markers = {"en": ENGLISH_MARKERS, "kac": JINGHPAW_MARKERS, "my": ROMANISED_BURMESE}[detected]
+    if len(words) >= 3 or sum(w in markers for w in words) >= 2:
+        return detected
+    return current
+
+
 # --- SMS segments ------------------------------------------------------------
 GSM7_BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"

@@ -104,3 +104,26 @@ def test_jinghpaw_markers_stay_out_of_the_english_and_burmese_lists():
 )
 def test_single_messages(text, language):
     assert detect_language(text) == language
+
+
+# --- the contact's language across messages (lanpya.text.next_language) ------------
+@pytest.mark.parametrize(
+    ("current", "text", "expected"),
+    [
+        ("my", "yes", "my"),  # a Burmese speaker's everyday English word
+        ("my", "Thanks", "my"),
+        ("kac", "hi", "kac"),
+        ("shn", "ok", "shn"),
+        ("my", "how do I get a passport for Thailand", "en"),  # a real switch
+        ("en", "nga nyi ma ko", "my"),  # romanised Burmese, four words
+        ("en", "Ngai kanau wa", "kac"),
+        ("kac", "ထိုင်းကို တရားဝင် ဘယ်လိုသွားရမလဲ", "my"),  # the script changed
+        ("shn", "ဟုတ်", "shn"),  # short, no Shan-only letter: stays Shan
+        (None, "yes", "en"),  # nothing remembered: the guess
+        ("my", "1", "my"),  # a menu digit says nothing
+    ],
+)
+def test_next_language_needs_clear_evidence_to_switch(current, text, expected):
+    from lanpya.text import next_language
+
+    assert next_language(current, text) == expected

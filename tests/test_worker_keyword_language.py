@@ -58,3 +58,19 @@ def test_latin_keyword_answers_in_the_contacts_language(config, db, rasa, sender
     key = "stop_confirm" if keyword == "STOP" else "help"
     assert _bodies(db, kw) == [content.answer(key, language)]
     assert _language(db, sender) == language
+
+
+def test_a_short_english_thanks_keeps_a_burmese_conversation_burmese(config, db, rasa):
+    worker = Worker(config, db, name="w1", rasa=RasaClient(rasa.url, timeout=5), dispatch=False)
+    sender = "+959250000903"
+    _say(db, sender, "ထိုင်းကို တရားဝင် ဘယ်လိုသွားရမလဲ")
+    worker.drain()
+    _say(db, sender, "thanks")
+    worker.drain()
+    assert _language(db, sender) == "my"
+    with db.session() as s:
+        c = next(c for c in s.scalars(select(Contact)) if c.address == sender)
+        uuid = c.uuid
+    # Rasa was told the contact's language, not "en"
+    metadata = [m for sender_, text, m in rasa.received if sender_ == uuid and text == "thanks"]
+    assert [m.get("language") for m in metadata] == ["my"]
