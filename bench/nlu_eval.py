@@ -342,8 +342,9 @@ def main_rasa(argv: list[str]) -> int:
     )
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
-        f"Held-out sets bot/heldout/*.yml (never trained on; `my_fresh` was written before the issue-4 "
-        f"tuning and never tuned on); metadata language = the set's language; the text the worker sends "
+        f"Held-out sets bot/heldout/*.yml, never trained on (`my_fresh` and `my_sealed` were written "
+        f"before the issue-4 tuning; `my_sealed`'s sentences are never printed); metadata language = the "
+        f"set's language; the text the worker sends "
         f"(Zawgyi converted at ingest). *classifier*: no risk metadata, the model alone (with its "
         f"doubtful-report rule); *system*: the app's risk lexicon (lanpya.content, as the worker screens) "
         f"OR the classifier — what a reporter experiences. Command: {command}, "
