@@ -45,7 +45,9 @@ from bench.e2e_stack import (
     ROOT,
     actions_proc,
     base_env,
+    cpu_seconds,
     free_port,
+    postgres_cpu_seconds,
     rasa_proc,
     train,
     wait_http,
@@ -134,7 +136,9 @@ def make_fake_twilio():
     return TimedTwilio(ACCOUNT_SID, AUTH_TOKEN)
 
 
-def drive(url: str, signed_base: str | None, senders: list[str], rate: float, duration: float, tag: str) -> Side:
+def drive(
+    url: str, signed_base: str | None, senders: list[str], rate: float, duration: float, tag: str
+) -> Side:
     """POST ``rate`` messages a second for ``duration`` seconds; returns what was sent."""
     side = Side(tag)
     validator = RequestValidator(AUTH_TOKEN)
@@ -226,7 +230,9 @@ def database_url(tmp: Path) -> tuple[str, callable]:
 
     def drop() -> None:
         with engine.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            conn.execute(
+                text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         engine.dispose()
 
@@ -244,6 +250,22 @@ def count_states(db_url: str) -> dict[str, int]:
         rows = conn.execute(select(Inbound.state, func.count()).group_by(Inbound.state)).all()
     engine.dispose()
     return {state: n for state, n in rows}
+
+
+def cpu_snapshot(procs, db_url: str) -> dict[str, float]:
+    """CPU seconds so far of each process (with its children), PostgreSQL's
+    backends for the bench database, and this process (driver + fake Twilio)."""
+    out = {p.name: cpu_seconds(p.popen.pid) for p in procs if p.popen is not None and p.popen.poll() is None}
+    if db_url.startswith("postgresql"):
+        out["postgres"] = postgres_cpu_seconds(db_url.rsplit("/", 1)[1])
+    out["bench"] = time.process_time()
+    return out
+
+
+def cpu_per_message(before: dict[str, float], after: dict[str, float], messages: int) -> dict[str, float]:
+    """CPU milliseconds per message, per process, between two snapshots."""
+    n = max(messages, 1)
+    return {k: (after[k] - before[k]) * 1000 / n for k in after if k in before}
 
 
 def measure(rate: float = 20.0, duration: float = 60.0, log=print) -> dict:
@@ -315,21 +337,31 @@ def measure(rate: float = 20.0, duration: float = 60.0, log=print) -> dict:
         alone = []
         for i in range(20):
             t0 = time.monotonic()
-            requests.post(f"http://127.0.0.1:{rasa_port}/webhooks/lanpya/webhook", timeout=60, json={
-                "sender": f"alone{i}", "message": QUESTIONS[i % len(QUESTIONS)],
-                "metadata": {"language": "en", "channel": "sms", "risk": None}})
+            requests.post(
+                f"http://127.0.0.1:{rasa_port}/webhooks/lanpya/webhook",
+                timeout=60,
+                json={
+                    "sender": f"alone{i}",
+                    "message": QUESTIONS[i % len(QUESTIONS)],
+                    "metadata": {"language": "en", "channel": "sms", "risk": None},
+                },
+            )
             alone.append(time.monotonic() - t0)
         senders = max(1, int(rate * 10))
         log(f"ours: {rate:g} msg/s for {duration:g} s ...")
+        cpu0 = cpu_snapshot(procs, db_url)
         ours = drive(ours_url, signed, [f"+95925{i:07d}" for i in range(senders)], rate, duration, "ours")
         wait_replies(ours, fake, 60)
+        cpu_ours = cpu_per_message(cpu0, cpu_snapshot(procs, db_url), len(ours.sent))
         states = count_states(db_url)
         # theirs gets Rasa to itself: our worker stops first (the web app stays: it is
         # Rasa's NLG server for both)
         procs[3].stop()
         log(f"theirs: {rate:g} msg/s for {duration:g} s ...")
+        cpu0 = cpu_snapshot(procs, db_url)
         theirs = drive(theirs_url, None, [f"+95926{i:07d}" for i in range(senders)], rate, duration, "theirs")
         wait_replies(theirs, fake, 60)
+        cpu_theirs = cpu_per_message(cpu0, cpu_snapshot(procs, db_url), len(theirs.sent))
     finally:
         for p in procs:
             if p.popen is not None and p.popen.poll() is not None:
@@ -339,7 +371,20 @@ def measure(rate: float = 20.0, duration: float = 60.0, log=print) -> dict:
         fake.stop()
         drop_db()
     load = os.getloadavg()
-    return {"ours": ours, "theirs": theirs, "states": states, "logs": str(tmp), "alone": alone, "load": load}
+    return {
+        "ours": ours,
+        "theirs": theirs,
+        "states": states,
+        "logs": str(tmp),
+        "alone": alone,
+        "load": load,
+        "cpu": {"ours": cpu_ours, "theirs": cpu_theirs},
+    }
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    parts = [f"{k} {v:.0f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v >= 0.5]
+    return f"{sum(cpu.values()):.0f} ms (" + ", ".join(parts) + ")"
 
 
 def summarise(m: dict) -> list[Result]:
@@ -355,21 +400,61 @@ def summarise(m: dict) -> list[Result]:
     ms = 1000.0
     alone = m["alone"]
     return [
-        Result("e2e", "Rasa alone, one message at a time: p50 / max", "-",
-               f"{pct(alone, 50) * 1000:.0f} / {max(alone) * 1000:.0f} ms (load avg {m['load'][0]:.1f})", None),
-        Result("e2e", f"ours: sent / stored / answered within 60 s after ({len(ours.sent) / ours.elapsed:.1f}/s)",
-               "zero lost", f"{len(ours.sent)} / {stored} / {len(o_e2e)} (still queued {not_done}, "
-               f"refused {rejected})", stored >= len(ours.sent) and ours.lost() == 0 and rejected == 0),
-        Result("e2e", "ours: end-to-end p50", "<= 300 ms", f"{pct(o_e2e, 50) * ms:.0f} ms", pct(o_e2e, 50) <= 0.3),
-        Result("e2e", "ours: end-to-end p99", "<= 1500 ms", f"{pct(o_e2e, 99) * ms:.0f} ms", pct(o_e2e, 99) <= 1.5),
-        Result("e2e", "ours: webhook ack p99", "<= 50 ms", f"{pct(o_ack, 99) * ms:.1f} ms", pct(o_ack, 99) <= 0.05),
-        Result("e2e", "theirs (Rasa twilio connector): ack p50 / p99", "-",
-               f"{pct(t_ack, 50) * ms:.0f} / {pct(t_ack, 99) * ms:.0f} ms", None),
-        Result("e2e", "theirs: end-to-end p50 / p99, answered", "-",
-               f"{pct(t_e2e, 50) * ms:.0f} / {pct(t_e2e, 99) * ms:.0f} ms, {len(t_e2e)}/{len(theirs.sent)}", None),
+        Result(
+            "e2e",
+            "Rasa alone, one message at a time: p50 / max",
+            "-",
+            f"{pct(alone, 50) * 1000:.0f} / {max(alone) * 1000:.0f} ms (load avg {m['load'][0]:.1f})",
+            None,
+        ),
+        Result(
+            "e2e",
+            f"ours: sent / stored / answered within 60 s after ({len(ours.sent) / ours.elapsed:.1f}/s)",
+            "zero lost",
+            f"{len(ours.sent)} / {stored} / {len(o_e2e)} (still queued {not_done}, refused {rejected})",
+            stored >= len(ours.sent) and ours.lost() == 0 and rejected == 0,
+        ),
+        Result(
+            "e2e", "ours: end-to-end p50", "<= 300 ms", f"{pct(o_e2e, 50) * ms:.0f} ms", pct(o_e2e, 50) <= 0.3
+        ),
+        Result(
+            "e2e",
+            "ours: end-to-end p99",
+            "<= 1500 ms",
+            f"{pct(o_e2e, 99) * ms:.0f} ms",
+            pct(o_e2e, 99) <= 1.5,
+        ),
+        Result(
+            "e2e",
+            "ours: webhook ack p99",
+            "<= 50 ms",
+            f"{pct(o_ack, 99) * ms:.1f} ms",
+            pct(o_ack, 99) <= 0.05,
+        ),
+        Result(
+            "e2e",
+            "theirs (Rasa twilio connector): ack p50 / p99",
+            "-",
+            f"{pct(t_ack, 50) * ms:.0f} / {pct(t_ack, 99) * ms:.0f} ms",
+            None,
+        ),
+        Result(
+            "e2e",
+            "theirs: end-to-end p50 / p99, answered",
+            "-",
+            f"{pct(t_e2e, 50) * ms:.0f} / {pct(t_e2e, 99) * ms:.0f} ms, {len(t_e2e)}/{len(theirs.sent)}",
+            None,
+        ),
         Result("e2e", "ack p99 ratio ours/theirs", "<= 0.20", f"{ack_ratio:.3f}", ack_ratio <= 0.2),
-        Result("e2e", "throughput ratio ours/theirs", ">= 1.0",
-               f"{tp_ratio:.2f} ({ours.throughput():.1f} vs {theirs.throughput():.1f} msg/s)", tp_ratio >= 1.0),
+        Result("e2e", "CPU per message, ours", "-", cpu_line(m["cpu"]["ours"]), None),
+        Result("e2e", "CPU per message, theirs", "-", cpu_line(m["cpu"]["theirs"]), None),
+        Result(
+            "e2e",
+            "throughput ratio ours/theirs",
+            ">= 1.0",
+            f"{tp_ratio:.2f} ({ours.throughput():.1f} vs {theirs.throughput():.1f} msg/s)",
+            tp_ratio >= 1.0,
+        ),
     ]
 
 

@@ -127,3 +127,59 @@ def worker_proc(env: dict[str, str], log_dir: Path, name: str = "worker") -> Pro
 
 def python() -> str:
     return sys.executable
+
+
+# --- CPU accounting (bench/e2e.py) -------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds user+system) of a live process, from /proc."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by ``pid`` and its live descendants (gunicorn's
+    workers, Rasa's children). Linux only; 0.0 elsewhere."""
+    stats: dict[int, tuple[int, float]] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            got = _proc_stat(int(entry.name))
+            if got is not None:
+                stats[int(entry.name)] = got
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(child)
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            total += stats[p][1]
+        todo.extend(children.get(p, []))
+    return total
+
+
+def postgres_cpu_seconds(database: str) -> float:
+    """CPU seconds of the PostgreSQL backends serving ``database`` (their command
+    line names it), when PostgreSQL runs on this machine."""
+    total = 0.0
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if cmd.startswith("postgres:") and f" {database} " in cmd:
+            got = _proc_stat(int(entry.name))
+            if got is not None:
+                total += got[1]
+    return total

@@ -137,6 +137,9 @@ class RasaClient:
         s = getattr(self._local, "session", None)
         if s is None:
             s = requests.Session()
+            # Rasa is reached directly: no proxy or netrc from the environment (and
+            # not reading them costs a scan of os.environ per request)
+            s.trust_env = False
             self._local.session = s
         return s
 

@@ -6,8 +6,15 @@ One loop per process:
   down), if the channels part provides the replayer;
 - claims inbound messages, at most one per contact at a time
   (:mod:`conversations.claim`), and hands each to a small thread pool
-  (:mod:`conversations.handle`): different contacts proceed in parallel;
-- sends the outbox through ``lanpya.channels.dispatch_due``;
+  (:mod:`conversations.handle`): different contacts proceed in parallel.
+  On PostgreSQL it is woken by ``NOTIFY lanpya_inbound`` when the web stores a
+  message (:mod:`lanpya.wakeup`), and by its own threads finishing; it polls
+  only as a fallback (every ``POLL_LISTENING_S`` while listening, ``POLL_S``
+  otherwise);
+- sends the outbox through ``lanpya.channels.dispatch_due`` in a thread of
+  its own, woken as soon as a conversation thread has stored replies (so a
+  reply leaves right after Rasa answered) and polling for what other
+  processes queue (agent replies, campaigns, alerts);
 - checks the new-number flood breaker;
 - writes its :class:`~lanpya.models.Heartbeat` (kind "worker") for /healthz.
 """
@@ -26,7 +33,7 @@ from conversations import claim, limits
 from conversations.handle import Handler
 from conversations.rasa import RasaClient, RasaReplicas, rasa_for
 from conversations.services import Answers, module
-from lanpya import clock
+from lanpya import clock, wakeup
 from lanpya.config import Config
 from lanpya.db import Database
 from lanpya.models import Heartbeat
@@ -38,6 +45,11 @@ FLOOD_CHECK_EVERY_S = 2.0
 SPOOL_EVERY_S = 5.0
 #: idle wait between polls of the inbound queue and the outbox
 POLL_S = 0.05
+#: database connections a worker process keeps (plus one listening)
+POOL_CONNECTIONS = 15
+#: idle wait between polls of the inbound queue while LISTEN wakes the worker
+#: (retries and holding replies come due in whole seconds)
+POLL_LISTENING_S = 0.5
 
 
 class Worker:
@@ -63,6 +75,10 @@ class Worker:
         self.dispatch_enabled = dispatch
         self.stopping = threading.Event()
         self.wake = threading.Event()
+        #: set when a conversation thread has finished (it may have queued replies)
+        self.outbox_ready = threading.Event()
+        self.listener: wakeup.Listener | None = None
+        self._dispatcher: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="conv")
         self._inflight: set[Future] = set()
         self._lock = threading.Lock()
@@ -87,6 +103,7 @@ class Worker:
                 logger.exception("worker thread failed")
                 outcome = "crash"
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.outbox_ready.set()
         self.wake.set()
 
     def free_slots(self) -> int:
@@ -148,8 +165,9 @@ class Worker:
             logger.exception("flood check failed")
 
     # ------------------------------------------------------------------
-    def step(self) -> int:
-        """One pass of the loop; returns how much work it found."""
+    def step(self, dispatch: bool = True) -> int:
+        """One pass of the loop; returns how much work it found. ``dispatch``:
+        also send the outbox (``run`` sends it from its own thread instead)."""
         work = 0
         if self._due("spool", SPOOL_EVERY_S):
             work += self.replay_spool()
@@ -160,18 +178,34 @@ class Worker:
         except Exception:
             logger.exception("claiming failed")
             time.sleep(1)
-        work += self.dispatch()
+        if dispatch:
+            work += self.dispatch()
         if self._due("heartbeat", HEARTBEAT_EVERY_S):
             self.heartbeat()
         return work
 
+    def poll_interval(self) -> float:
+        return POLL_LISTENING_S if self.listener is not None and self.listener.listening else POLL_S
+
+    def _dispatch_loop(self) -> None:
+        while not self.stopping.is_set():
+            self.outbox_ready.clear()
+            if self.dispatch() == 0:
+                self.outbox_ready.wait(POLL_S)
+
     def run(self) -> None:
+        if self.db.is_postgres:
+            self.listener = wakeup.Listener(self.db.url, self.wake).start()
+        if self.dispatch_enabled:
+            self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatch", daemon=True)
+            self._dispatcher.start()
         logger.info("worker %s started (%d threads)", self.name, self.threads)
         self.heartbeat()
         while not self.stopping.is_set():
-            if self.step() == 0:
-                self.wake.wait(POLL_S)
-                self.wake.clear()
+            # cleared before looking: a wake-up during the pass is not lost
+            self.wake.clear()
+            if self.step(dispatch=False) == 0:
+                self.wake.wait(self.poll_interval())
         self.shutdown()
 
     def drain(self, timeout: float = 30.0) -> None:
@@ -198,6 +232,12 @@ class Worker:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+        if self._dispatcher is not None:
+            self.outbox_ready.set()
+            self._dispatcher.join(30)
+            self.dispatch()  # what the last conversations queued
+        if self.listener is not None:
+            self.listener.stop()
         released = claim.release(self.db, self.name)
         if released:
             logger.info("released %d claimed messages", released)
@@ -215,6 +255,13 @@ def _importable(path: str) -> bool:
 
 
 def main(config: Config, db: Database, name: str | None = None) -> None:
+    if db.is_postgres:
+        # as many connections as before at most (the default pool of 5 + 10 overflow),
+        # but all kept open: the overflow ones were closed and opened again per
+        # message, a PostgreSQL backend started each time. Threads hold one only
+        # for their short transactions, never while Rasa thinks.
+        db.dispose()
+        db = Database(config.database_url, pool_size=POOL_CONNECTIONS, max_overflow=0)
     worker = Worker(config, db, name=name)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

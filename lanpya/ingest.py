@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lanpya import clock
+from lanpya import clock, wakeup
 from lanpya.crypto import lookup_hash
 from lanpya.models import Contact, Inbound
 from lanpya.phone import country_of, timezone_of
@@ -105,4 +105,5 @@ def receive(
             )
         ).one()
         return Received(row.id, row.contact_id, False)
+    wakeup.notify(session)  # the worker wakes when this commits (PostgreSQL)
     return Received(inbound.id, contact.id, True)
