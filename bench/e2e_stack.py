@@ -50,7 +50,11 @@ def train(env: dict[str, str]) -> Path:
     """The model for the current bot/ (cached by its hash; trains only if bot/ changed)."""
     out = subprocess.run(
         [str(RASA_PYTHON), str(ROOT / "bot" / "serve.py"), "train"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     if out.returncode != 0:
         raise RuntimeError("training failed:\n" + out.stdout[-2000:] + out.stderr[-2000:])
@@ -84,7 +88,9 @@ class Proc:
 
     def start(self) -> Proc:
         fh = self.log.open("a")
-        self.popen = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=fh, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(
+            self.args, cwd=self.cwd, env=self.env, stdout=fh, stderr=subprocess.STDOUT
+        )
         fh.close()
         return self
 
@@ -127,6 +133,26 @@ def worker_proc(env: dict[str, str], log_dir: Path, name: str = "worker") -> Pro
 
 def python() -> str:
     return sys.executable
+
+
+# --- several processes of one kind (bench/drills.py) -------------------------------------------
+def lanpya_proc(role: str, env: dict[str, str], log_dir: Path, name: str, *args: str) -> Proc:
+    """``lanpya <role> [args]`` logged as ``<name>.log`` (e.g. a second worker or scheduler)."""
+    return Proc(name, [str(APP_BIN / "lanpya"), role, *args], env, log_dir)
+
+
+def rasa_replica_proc(env: dict[str, str], log_dir: Path, name: str) -> Proc:
+    """One of several Rasa servers (``bot/serve.py rasa`` on the env's RASA_PORT), logged as ``<name>.log``."""
+    return Proc(name, [str(RASA_PYTHON), str(ROOT / "bot" / "serve.py"), "rasa"], env, log_dir)
+
+
+def kill9(proc: Proc) -> None:
+    """kill -9, as a crash would; waits for the process to be gone."""
+    p = proc.popen
+    if p is None or p.poll() is not None:
+        return
+    p.kill()
+    p.wait(10)
 
 
 # --- CPU accounting (bench/e2e.py) -------------------------------------------------------------
