@@ -74,6 +74,7 @@ REPORTS = [
     Report("my", "လစာမပေးဘဲ ခိုင်းနေတယ်", "labour_exploitation"),
     Report("my", "di nya yaung mal tae", "trafficking", "emergency"),
     Report("my", "ngar ko yaung tot mal", "trafficking", "emergency"),
+    Report("my", "သူ့ကို ရောင်းတော့မယ်", "trafficking", "emergency"),  # weak term, သူ့ marks a person
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -125,6 +126,7 @@ HARMLESS = [
     ("my", "ဆိုင်ကယ် ရောင်းမယ်"),
     ("my", "ကြက်တွေ ရောင်းတော့မယ် ဈေးကောင်းလား"),
     ("my", "yaung chin tal motor bike"),
+    ("my", "ဝယ်သူရှိရင် ဆိုင်ကယ် ရောင်းမယ်"),  # ဝယ်သူ (buyer) is not a person in trouble
     ("my", "ချွေးမအဖြစ် ရောင်းစားခံရတာကို ဘယ်လိုကာကွယ်ရမလဲ"),
     ("my", "အလုပ်ရှင်က ပတ်စပို့ သိမ်းထားရင် ဥပဒေနဲ့ ညီလား"),
     ("my", "passport ယူထားတာ လူကုန်ကူးမှု လက္ခဏာလား"),
