@@ -30,8 +30,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache, lru_cache
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import aliased
 
 from lanpya import clock
@@ -53,78 +54,119 @@ class Claim:
     screen: bool = False
 
 
+# The statements are built once: building one costs more than running it.
+PENDING = (Inbound.QUEUED, Inbound.PROCESSING)
+
+
+@lru_cache(maxsize=128)
+def _heads_statement(limit: int):
+    """Contacts whose head (oldest pending message) is due."""
+    now = bindparam("now")
+    earlier = aliased(Inbound)
+    no_earlier = ~(
+        select(earlier.id)
+        .where(earlier.contact_id == Inbound.contact_id, earlier.state.in_(PENDING), earlier.id < Inbound.id)
+        .exists()
+    )
+    due = or_(
+        and_(Inbound.state == Inbound.QUEUED, Inbound.next_attempt_at <= now),
+        and_(Inbound.state == Inbound.PROCESSING, Inbound.lease_until < now),
+    )
+    return select(Inbound.contact_id, Inbound.id).where(due, no_earlier).order_by(Inbound.id).limit(limit)
+
+
+@lru_cache(maxsize=128)
+def _to_screen_statement(limit: int):
+    """Contacts with an unscreened message behind a head that waits for Rasa."""
+    waiting = aliased(Inbound)
+    behind_waiting = (
+        select(waiting.id)
+        .where(
+            waiting.contact_id == Inbound.contact_id,
+            waiting.id < Inbound.id,
+            waiting.state == Inbound.QUEUED,
+            waiting.attempts > 0,
+            waiting.next_attempt_at > bindparam("now"),
+        )
+        .exists()
+    )
+    return (
+        select(Inbound.contact_id, Inbound.id)
+        .where(Inbound.state == Inbound.QUEUED, Inbound.screened_at.is_(None), behind_waiting)
+        .order_by(Inbound.id)
+        .limit(limit)
+    )
+
+
+@cache
+def _pending_statement():
+    """A contact's pending messages, oldest first (read under its lock)."""
+    return (
+        select(
+            Inbound.id,
+            Inbound.state,
+            Inbound.next_attempt_at,
+            Inbound.lease_until,
+            Inbound.attempts,
+            Inbound.screened_at,
+        )
+        .where(Inbound.contact_id == bindparam("contact_id"), Inbound.state.in_(PENDING))
+        .order_by(Inbound.id)
+        .limit(100)
+    )
+
+
+@cache
+def _lock_statement(postgres: bool):
+    """Lock the contacts (PostgreSQL: skipping those another worker holds)."""
+    q = select(Contact.id).where(Contact.id.in_(bindparam("ids", expanding=True)))
+    return q.with_for_update(skip_locked=True, key_share=True) if postgres else q
+
+
+@cache
+def _take_statement():
+    return (
+        update(Inbound)
+        .where(Inbound.id == bindparam("inbound_id"))
+        .values(state=Inbound.PROCESSING, lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+    )
+
+
 def claim(db: Database, owner: str, limit: int, lease: timedelta = LEASE) -> list[Claim]:
     """Claim up to ``limit`` messages, at most one per contact."""
     if limit <= 0:
         return []
     now = clock.now()
     claimed: list[Claim] = []
-    pending = (Inbound.QUEUED, Inbound.PROCESSING)
     with db.session() as s:
-        # contacts whose head (oldest pending message) is due
-        earlier = aliased(Inbound)
-        no_earlier = ~(
-            select(earlier.id)
-            .where(earlier.contact_id == Inbound.contact_id, earlier.state.in_(pending), earlier.id < Inbound.id)
-            .exists()
-        )
-        due = or_(
-            and_(Inbound.state == Inbound.QUEUED, Inbound.next_attempt_at <= now),
-            and_(Inbound.state == Inbound.PROCESSING, Inbound.lease_until < now),
-        )
-        heads = s.execute(
-            select(Inbound.contact_id, Inbound.id).where(due, no_earlier).order_by(Inbound.id).limit(limit * 2)
-        ).all()
-        # contacts with an unscreened message behind a head that waits for Rasa
-        waiting = aliased(Inbound)
-        behind_waiting = (
-            select(waiting.id)
-            .where(
-                waiting.contact_id == Inbound.contact_id,
-                waiting.id < Inbound.id,
-                waiting.state == Inbound.QUEUED,
-                waiting.attempts > 0,
-                waiting.next_attempt_at > now,
-            )
-            .exists()
-        )
-        to_screen = s.execute(
-            select(Inbound.contact_id, Inbound.id)
-            .where(Inbound.state == Inbound.QUEUED, Inbound.screened_at.is_(None), behind_waiting)
-            .order_by(Inbound.id)
-            .limit(limit * 2)
-        ).all()
+        heads = s.execute(_heads_statement(limit * 2), {"now": now}).all()
+        to_screen = s.execute(_to_screen_statement(limit * 2), {"now": now}).all()
         order: list[int] = []
         for row in sorted([*heads, *to_screen], key=lambda r: r.id):
             if row.contact_id not in order:
                 order.append(row.contact_id)
         if not order:
             return []
-        q = select(Contact.id).where(Contact.id.in_(order))
-        if db.is_postgres:
-            q = q.with_for_update(skip_locked=True, key_share=True)
-        locked = set(s.scalars(q))
+        locked = set(s.scalars(_lock_statement(db.is_postgres), {"ids": order}))
         for contact_id in order:
             if contact_id not in locked:
                 continue
             # under the contact's lock: a fresh look at its pending messages
-            rows = s.execute(
-                select(
-                    Inbound.id, Inbound.state, Inbound.next_attempt_at, Inbound.lease_until,
-                    Inbound.attempts, Inbound.screened_at,
-                )
-                .where(Inbound.contact_id == contact_id, Inbound.state.in_(pending))
-                .order_by(Inbound.id)
-                .limit(100)
-            ).all()
+            rows = s.execute(_pending_statement(), {"contact_id": contact_id}).all()
             if not rows:
                 continue
-            if any(r.state == Inbound.PROCESSING and r.lease_until is not None and r.lease_until >= now
-                   for r in rows):
+            if any(
+                r.state == Inbound.PROCESSING and r.lease_until is not None and r.lease_until >= now
+                for r in rows
+            ):
                 continue  # a worker has this contact
             head = rows[0]
             pick: Claim | None = None
-            if head.state == Inbound.PROCESSING or head.next_attempt_at is None or head.next_attempt_at <= now:
+            if (
+                head.state == Inbound.PROCESSING
+                or head.next_attempt_at is None
+                or head.next_attempt_at <= now
+            ):
                 if head.state == Inbound.PROCESSING:
                     logger.warning("inbound %s: lease expired, reclaiming", head.id)
                 pick = Claim(head.id)
@@ -137,9 +179,8 @@ def claim(db: Database, owner: str, limit: int, lease: timedelta = LEASE) -> lis
             if pick is None:
                 continue
             s.execute(
-                update(Inbound)
-                .where(Inbound.id == pick.inbound_id)
-                .values(state=Inbound.PROCESSING, lease_owner=owner, lease_until=now + lease)
+                _take_statement(),
+                {"inbound_id": pick.inbound_id, "owner": owner, "until": now + lease},
             )
             claimed.append(pick)
             if len(claimed) >= limit:

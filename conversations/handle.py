@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from conversations import limits
 from conversations.rasa import RasaClient, RasaRejected, RasaReplicas, RasaUnavailable
@@ -32,7 +33,7 @@ from conversations.services import Answers, module
 from lanpya import clock, outbox
 from lanpya.config import Config
 from lanpya.db import Database
-from lanpya.models import Case, Contact, Inbound, Outbox
+from lanpya.models import Case, Contact, Inbound, Lease, Outbox
 from lanpya.text import next_language
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,64 @@ MEDIA_KINDS = ("media", "sticker", "location", "image", "video", "file", "contac
 REPORT_INTENTS = ("report_concern", "emergency")
 
 
+@cache
+def _context_statement():
+    """Built once (building a statement costs more than running it)."""
+    contact_id, msg_id, since = bindparam("contact_id"), bindparam("msg_id"), bindparam("since")
+    earlier = aliased(Inbound)
+    handoff = (
+        select(Case.id)
+        .where(Case.contact_id == contact_id, Case.status.in_(Case.OPEN), Case.handoff.is_(True))
+        .order_by(Case.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    recent = (
+        select(func.count())
+        .select_from(earlier)
+        .where(earlier.contact_id == contact_id, earlier.id <= msg_id, earlier.received_at > since)
+        .scalar_subquery()
+    )
+    breaker = select(Lease.expires_at).where(Lease.name == limits.BREAKER).scalar_subquery()
+    previous = (
+        select(earlier.id)
+        .where(earlier.contact_id == contact_id, earlier.id < msg_id)
+        .order_by(earlier.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(
+        handoff.label("handoff_case"),
+        recent.label("recent"),
+        breaker.label("breaker_until"),
+        select(Inbound.received_at).where(Inbound.id == previous).scalar_subquery().label("prev_received_at"),
+        select(Inbound.state).where(Inbound.id == previous).scalar_subquery().label("prev_state"),
+    )
+
+
+@cache
+def _fenced_statement(lock: bool):
+    q = (
+        select(Inbound, Contact)
+        .outerjoin(Contact, Contact.id == Inbound.contact_id)
+        .where(Inbound.id == bindparam("inbound_id"))
+    )
+    return q.with_for_update(of=Inbound) if lock else q
+
+
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2 ** max(attempts - 1, 0), BACKOFF_CAP_S))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What phase 1 reads about the contact besides the message (:meth:`Handler._context`)."""
+
+    handoff_case: int | None
+    recent: int  # the sender's messages in the minute up to this one
+    breaker_until: datetime | None
+    prev_received_at: datetime | None
+    prev_state: str | None
 
 
 @dataclass
@@ -124,10 +181,10 @@ class Handler:
     def _screen(self, inbound_id: int) -> Plan | str:
         cfg = self.config
         with self.db.session() as s:
-            msg = self._fenced(s, inbound_id)
-            if msg is None:
+            fenced = self._fenced_with_contact(s, inbound_id)
+            if fenced is None:
                 return "lost-lease"
-            contact = s.get(Contact, msg.contact_id)
+            msg, contact = fenced
             now = clock.now()
             text = msg.body or ""
             if contact is None or contact.erased_at is not None:
@@ -165,19 +222,26 @@ class Handler:
                 self._finish(msg, Inbound.DONE, error="opted out")
                 return "opted-out"
 
+            # what steps 4, 5 and the session need, in one round trip
+            ctx = self._context(s, msg, contact, now)
+
             # 4. hand-off: the agent has the conversation
-            handoff = self._handoff_case(s, contact.id)
+            handoff = ctx.handoff_case
             if handoff is not None:
                 msg.case_id = handoff
                 self._finish(msg, Inbound.HANDOFF)
                 return "handoff"
 
             # 5. abuse limits
-            if limits.over_sender_limit(s, msg, cfg.sender_limit_per_min):
+            if cfg.sender_limit_per_min > 0 and ctx.recent > cfg.sender_limit_per_min:
                 self._throttle_notice(s, msg, contact, language)
                 self._finish(msg, Inbound.DONE, error="throttled")
                 return "throttled"
-            if limits.breaker_open(s, now) and limits.is_new_contact(contact, now):
+            if (
+                ctx.breaker_until is not None
+                and ctx.breaker_until > now
+                and limits.is_new_contact(contact, now)
+            ):
                 self._finish(msg, Inbound.DONE, error="flood breaker")
                 return "flood-held"
 
@@ -192,7 +256,7 @@ class Handler:
                 self._finish(msg, Inbound.DONE, error="empty")
                 return "empty"
 
-            restart = self._session_expired(s, msg, contact, now)
+            restart = self._session_expired_from(ctx, msg)
             return Plan(
                 contact_uuid=contact.uuid,
                 text=rasa_text,
@@ -202,6 +266,35 @@ class Handler:
                 case_id=case_id,
                 restart=restart,
             )
+
+    def _fenced_with_contact(self, s: Session, inbound_id: int) -> tuple[Inbound, Contact | None] | None:
+        """The message and its contact in one query, if this worker still holds the lease
+        (PostgreSQL: the message row locked, the contact row not)."""
+        row = s.execute(_fenced_statement(self.db.is_postgres), {"inbound_id": inbound_id}).first()
+        msg = row[0] if row is not None else None
+        if msg is None or msg.state != Inbound.PROCESSING or msg.lease_owner != self.owner:
+            logger.warning("inbound %s: no longer ours (state or lease changed)", inbound_id)
+            return None
+        return msg, row[1]
+
+    def _context(self, s: Session, msg: Inbound, contact: Contact, now) -> Context:
+        """The open hand-off case, the sender's messages in the last minute, the flood
+        breaker and the previous message, in one statement (four before)."""
+        row = s.execute(
+            _context_statement(),
+            {"contact_id": contact.id, "msg_id": msg.id, "since": msg.received_at - limits.WINDOW},
+        ).one()
+        return Context(
+            row.handoff_case, row.recent or 0, row.breaker_until, row.prev_received_at, row.prev_state
+        )
+
+    def _session_expired_from(self, ctx: Context, msg: Inbound) -> bool:
+        """A new Rasa session after inactivity, or after an agent handed the contact back."""
+        if ctx.prev_received_at is None:
+            return False  # a new tracker starts its own session
+        if ctx.prev_state == Inbound.HANDOFF:
+            return True
+        return msg.received_at - ctx.prev_received_at > timedelta(minutes=self.config.session_timeout_min)
 
     def _fenced(self, s: Session, inbound_id: int) -> Inbound | None:
         """The message, if this worker still holds its lease."""
@@ -333,39 +426,17 @@ class Handler:
                 logger.exception("case %s: alerting on-call failed", case.id)
         return case.id
 
-    def _handoff_case(self, s: Session, contact_id: int) -> int | None:
-        return s.scalar(
-            select(Case.id)
-            .where(Case.contact_id == contact_id, Case.status.in_(Case.OPEN), Case.handoff.is_(True))
-            .order_by(Case.id.desc())
-            .limit(1)
-        )
-
     def _throttle_notice(self, s: Session, msg: Inbound, contact: Contact, language: str) -> None:
         window = limits.throttle_window(msg.received_at)
         self._reply(s, msg, contact, "throttled", language, dedupe=f"throttled:{contact.id}:{window}")
 
-    def _session_expired(self, s: Session, msg: Inbound, contact: Contact, now) -> bool:
-        """A new Rasa session after inactivity, or after an agent handed the contact back."""
-        previous = s.execute(
-            select(Inbound.received_at, Inbound.state)
-            .where(Inbound.contact_id == contact.id, Inbound.id < msg.id)
-            .order_by(Inbound.id.desc())
-            .limit(1)
-        ).first()
-        if previous is None:
-            return False  # a new tracker starts its own session
-        if previous.state == Inbound.HANDOFF:
-            return True
-        return msg.received_at - previous.received_at > timedelta(minutes=self.config.session_timeout_min)
-
     # --- phase 3: Rasa answered -------------------------------------------------
     def _answer(self, inbound_id: int, plan: Plan, reply) -> str:
         with self.db.session() as s:
-            msg = self._fenced(s, inbound_id)
-            if msg is None:
+            fenced = self._fenced_with_contact(s, inbound_id)
+            if fenced is None:
                 return "lost-lease"
-            contact = s.get(Contact, msg.contact_id)
+            msg, contact = fenced
             msg.intent = (reply.intent or None) and reply.intent[:60]
             msg.confidence = reply.confidence
             if reply.case_id and not msg.case_id:
