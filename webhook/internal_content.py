@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, request
 
 from lanpya.content import LANGUAGES, Content, ContentError
 from webhook.ext import config, internal_only
@@ -33,8 +33,15 @@ YES_NO_KEYS = {"utter_ask_in_danger", "utter_ask_callback", "utter_ask_consent",
 
 
 def _content() -> Content:
-    cfg = config()
-    return Content.load(cfg.content_dir, cfg)
+    """The process's content, loaded on first use. Content re-reads its files by
+    itself when one changes (each lookup checks), so the instance is kept:
+    ``Content.load`` on every call checked the files twice per NLG request."""
+    ext = current_app.extensions
+    content = ext.get("lanpya_content")
+    if content is None:
+        cfg = config()
+        content = ext["lanpya_content"] = Content.load(cfg.content_dir, cfg)
+    return content
 
 
 def _language(tracker: dict) -> str:
