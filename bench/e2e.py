@@ -58,6 +58,10 @@ from bench.e2e_stack import (
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-twilio-auth-token"
 OUR_NUMBER = "+15005550006"
+#: how long after the last webhook replies are still awaited, each side (the
+#: full run must fit in 3 minutes of `make bench`'s 20); what comes later is
+#: not lost (the inbound states count it) but is not "answered" here
+DRAIN_S = 10.0
 
 #: what people ask (none of it is a trafficking report: no case, no alert traffic)
 QUESTIONS = [
@@ -351,7 +355,7 @@ def measure(rate: float = 20.0, duration: float = 60.0, log=print) -> dict:
         log(f"ours: {rate:g} msg/s for {duration:g} s ...")
         cpu0 = cpu_snapshot(procs, db_url)
         ours = drive(ours_url, signed, [f"+95925{i:07d}" for i in range(senders)], rate, duration, "ours")
-        wait_replies(ours, fake, 60)
+        wait_replies(ours, fake, DRAIN_S)
         cpu_ours = cpu_per_message(cpu0, cpu_snapshot(procs, db_url), len(ours.sent))
         states = count_states(db_url)
         # theirs gets Rasa to itself: our worker stops first (the web app stays: it is
@@ -360,7 +364,7 @@ def measure(rate: float = 20.0, duration: float = 60.0, log=print) -> dict:
         log(f"theirs: {rate:g} msg/s for {duration:g} s ...")
         cpu0 = cpu_snapshot(procs, db_url)
         theirs = drive(theirs_url, None, [f"+95926{i:07d}" for i in range(senders)], rate, duration, "theirs")
-        wait_replies(theirs, fake, 60)
+        wait_replies(theirs, fake, DRAIN_S)
         cpu_theirs = cpu_per_message(cpu0, cpu_snapshot(procs, db_url), len(theirs.sent))
     finally:
         for p in procs:
@@ -382,6 +386,14 @@ def measure(rate: float = 20.0, duration: float = 60.0, log=print) -> dict:
     }
 
 
+def late(seconds: float) -> str:
+    return (
+        f"> {DRAIN_S:g} s after the load (unanswered)"
+        if seconds == float("inf")
+        else f"{seconds * 1000:.0f} ms"
+    )
+
+
 def cpu_line(cpu: dict[str, float]) -> str:
     parts = [f"{k} {v:.0f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v >= 0.5]
     return f"{sum(cpu.values()):.0f} ms (" + ", ".join(parts) + ")"
@@ -392,7 +404,10 @@ def summarise(m: dict) -> list[Result]:
     theirs: Side = m["theirs"]
     o_ack, t_ack = ours.acks(), theirs.acks()
     o_e2e, t_e2e = ours.e2e(), theirs.e2e()
+    # percentiles over every message: one not answered within DRAIN_S counts as slower than all
+    o_all = o_e2e + [float("inf")] * ours.lost()
     not_done = sum(n for s, n in m["states"].items() if s not in ("done", "handoff"))
+    failed = m["states"].get("failed", 0)
     stored = sum(m["states"].values()) - 5  # less the 5 warm-up messages
     rejected = sum(1 for s in ours.sent if s.status != 200)
     ack_ratio = pct(o_ack, 99) / pct(t_ack, 99) if t_ack else float("nan")
@@ -409,21 +424,14 @@ def summarise(m: dict) -> list[Result]:
         ),
         Result(
             "e2e",
-            f"ours: sent / stored / answered within 60 s after ({len(ours.sent) / ours.elapsed:.1f}/s)",
+            f"ours: sent / stored / answered within {DRAIN_S:g} s after ({len(ours.sent) / ours.elapsed:.1f}/s)",
             "zero lost",
-            f"{len(ours.sent)} / {stored} / {len(o_e2e)} (still queued {not_done}, refused {rejected})",
-            stored >= len(ours.sent) and ours.lost() == 0 and rejected == 0,
+            f"{len(ours.sent)} / {stored} / {len(o_e2e)} (still queued {not_done}, failed {failed}, "
+            f"refused {rejected})",
+            stored >= len(ours.sent) and failed == 0 and rejected == 0,
         ),
-        Result(
-            "e2e", "ours: end-to-end p50", "<= 300 ms", f"{pct(o_e2e, 50) * ms:.0f} ms", pct(o_e2e, 50) <= 0.3
-        ),
-        Result(
-            "e2e",
-            "ours: end-to-end p99",
-            "<= 1500 ms",
-            f"{pct(o_e2e, 99) * ms:.0f} ms",
-            pct(o_e2e, 99) <= 1.5,
-        ),
+        Result("e2e", "ours: end-to-end p50", "<= 300 ms", late(pct(o_all, 50)), pct(o_all, 50) <= 0.3),
+        Result("e2e", "ours: end-to-end p99", "<= 1500 ms", late(pct(o_all, 99)), pct(o_all, 99) <= 1.5),
         Result(
             "e2e",
             "ours: webhook ack p99",
