@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 from werkzeug.wrappers import Request, Response
 
+from tests.fakes.keepalive import serve
 from tests.support import LiveServer
 
 #: what each Twilio error code means (the ones the fakes and tests use)
@@ -79,7 +80,9 @@ class FakeTwilio(LiveServer):
         self._fault_until = 0.0
         self._fault_statuses: tuple[int, ...] = ()
         self._fault_seq = itertools.count()
-        super().__init__(self._wsgi)
+        # a LiveServer (url, start, stop, with) whose connections stay alive between
+        # requests, as Twilio's do: werkzeug's server closes each one (see keepalive.py)
+        serve(self, self._wsgi)
 
     # --- control ---------------------------------------------------------------
     def fail_next(self, n: int = 1, status: int = 500, code: int | None = None, delay: float = 0.0) -> None:
@@ -112,12 +115,24 @@ class FakeTwilio(LiveServer):
         with self._lock:
             message = next(m for m in self.messages if m.sid == sid)
         target = url or message.status_callback
-        form = {"MessageSid": sid, "SmsSid": sid, "AccountSid": self.account_sid, "MessageStatus": status,
-                "SmsStatus": status, "To": message.to, "From": message.from_ or "", "ApiVersion": "2010-04-01"}
+        form = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": self.account_sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": message.to,
+            "From": message.from_ or "",
+            "ApiVersion": "2010-04-01",
+        }
         if error_code is not None:
             form["ErrorCode"] = str(error_code)
-        return requests.post(target, data=form, timeout=10,
-                             headers={"X-Twilio-Signature": twilio_signature(self.auth_token, target, form)})
+        return requests.post(
+            target,
+            data=form,
+            timeout=10,
+            headers={"X-Twilio-Signature": twilio_signature(self.auth_token, target, form)},
+        )
 
     def sent_to(self, to: str) -> list[SentMessage]:
         with self._lock:
@@ -215,7 +230,9 @@ class FakeTwilio(LiveServer):
             "price_unit": "USD",
             "sid": m.sid,
             "status": "queued" if m.messaging_service_sid is None else "accepted",
-            "subresource_uris": {"media": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{m.sid}/Media.json"},
+            "subresource_uris": {
+                "media": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{m.sid}/Media.json"
+            },
             "to": m.to,
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{m.sid}.json",
         }
