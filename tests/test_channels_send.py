@@ -73,7 +73,9 @@ def test_sms_through_a_messaging_service(pdb, provider_config, fake_twilio, cloc
     assert fake_twilio.messages[0].from_ is None
 
 
-def test_twilio_is_asked_to_keep_no_body_and_no_full_number_when_configured(pdb, provider_config, fake_twilio, clock):
+def test_twilio_is_asked_to_keep_no_body_and_no_full_number_when_configured(
+    pdb, provider_config, fake_twilio, clock
+):
     add(pdb)
     dispatch_due(pdb, provider_config, "w1")
     assert "ContentRetention" not in fake_twilio.messages[0].form  # off by default: needs the account feature
@@ -84,8 +86,13 @@ def test_twilio_is_asked_to_keep_no_body_and_no_full_number_when_configured(pdb,
 
 
 def test_viber_reply_uses_send_message(pdb, provider_config, fake_viber, clock):
-    rid = add(pdb, channel=Contact.VIBER, address=VIBER_ID, body="Hi",
-              extra={"keyboard": {"Type": "keyboard", "Buttons": []}})
+    rid = add(
+        pdb,
+        channel=Contact.VIBER,
+        address=VIBER_ID,
+        body="Hi",
+        extra={"keyboard": {"Type": "keyboard", "Buttons": []}},
+    )
     assert dispatch_due(pdb, provider_config, "w1") == 1
     (sent,) = fake_viber.messages
     assert sent.receiver == VIBER_ID and sent.text == "Hi" and not sent.broadcast
@@ -117,7 +124,9 @@ def test_staff_alert_goes_to_the_staff_phone(pdb, provider_config, fake_twilio, 
 
 # --- errors --------------------------------------------------------------------------
 @pytest.mark.parametrize("status, code", [(500, None), (503, None), (429, 20429), (400, 30001)])
-def test_transient_twilio_error_is_retried_with_backoff(pdb, provider_config, fake_twilio, clock, status, code):
+def test_transient_twilio_error_is_retried_with_backoff(
+    pdb, provider_config, fake_twilio, clock, status, code
+):
     rid = add(pdb)
     fake_twilio.fail_next(1, status=status, code=code)
     dispatch_due(pdb, provider_config, "w1")
@@ -154,7 +163,9 @@ def test_transient_errors_give_up_after_the_cap(pdb, provider_config, fake_twili
 
 
 @pytest.mark.parametrize("code, flag", [(21211, "unreachable"), (21610, "opted_out"), (21614, "unreachable")])
-def test_permanent_twilio_error_fails_at_once_and_marks_contact(pdb, provider_config, fake_twilio, clock, code, flag):
+def test_permanent_twilio_error_fails_at_once_and_marks_contact(
+    pdb, provider_config, fake_twilio, clock, code, flag
+):
     rid = add(pdb)
     fake_twilio.fail_number(PHONE, status=400, code=code)
     dispatch_due(pdb, provider_config, "w1")
@@ -255,7 +266,11 @@ def test_campaign_to_opted_out_erased_or_open_case_is_cancelled(pdb, provider_co
         s.add(Case(contact_id=cid[casey], status=Case.NEW))
     dispatch_due(pdb, provider_config, "w1")
     assert [row(pdb, r).state for r in (opted, erased, casey, fine, reply_to_opted)] == [
-        Outbox.CANCELLED, Outbox.CANCELLED, Outbox.CANCELLED, Outbox.SENT, Outbox.SENT
+        Outbox.CANCELLED,
+        Outbox.CANCELLED,
+        Outbox.CANCELLED,
+        Outbox.SENT,
+        Outbox.SENT,
     ]
     assert sorted(m.to for m in fake_twilio.messages) == ["+959791111111", "+959794444444"]
 
@@ -380,11 +395,93 @@ def test_twilio_error_classification(http_status, code, kind, flag):
 
 @pytest.mark.parametrize(
     "status, kind, flag",
-    [(5, "permanent", "unreachable"), (6, "permanent", "opted_out"), (11, "permanent", "unreachable"),
-     (12, "transient", None), (2, "transient", None), (3, "permanent", None), (99, "transient", None)],
+    [
+        (5, "permanent", "unreachable"),
+        (6, "permanent", "opted_out"),
+        (11, "permanent", "unreachable"),
+        (12, "transient", None),
+        (2, "transient", None),
+        (3, "permanent", None),
+        (99, "transient", None),
+    ],
 )
 def test_viber_error_classification(status, kind, flag):
     from lanpya.channels.errors import classify_viber
 
     err = classify_viber(status)
     assert (err.kind, err.contact_flag) == (kind, flag)
+
+
+def test_parallel_sends_record_each_rows_own_message_sid(pdb, provider_config, fake_twilio, clock):
+    """The send threads share one twilio client: every row must be recorded with
+    the sid Twilio gave *its* message (the stock TwilioHttpClient hands a
+    response back through an attribute another thread may overwrite)."""
+    n = 150
+    ids = {add(pdb, address=f"+9597917{i:05d}", body=f"p{i}"): f"+9597917{i:05d}" for i in range(n)}
+    assert dispatch_due(pdb, provider_config, "w1", limit=n) == n
+    to_of_sid = {m.sid: m.to for m in fake_twilio.messages}
+    assert len(to_of_sid) == n
+    with pdb.session() as s:
+        recorded = {r.id: r.provider_id for r in s.scalars(select(Outbox).where(Outbox.id.in_(ids)))}
+    assert len(set(recorded.values())) == n
+    assert all(to_of_sid[recorded[rid]] == address for rid, address in ids.items())
+
+
+def test_a_stop_during_a_parallel_batch_stops_what_is_not_yet_claimed(
+    pdb, provider_config, fake_twilio, clock, monkeypatch
+):
+    """STOP arrives while a batch is on the wire (here: right after the provider
+    took the contact's first campaign message, on a send thread): the contact's
+    later campaign rows are cancelled at their claim, never sent."""
+    stopper = "+959791800000"
+    first = add(pdb, address=stopper, body="camp 1", kind=Outbox.CAMPAIGN)
+    for i in range(1, 12):
+        add(pdb, address=f"+95979180{i:04d}", body="camp 1", kind=Outbox.CAMPAIGN)
+    later = add(pdb, address=stopper, body="camp 2", kind=Outbox.CAMPAIGN)
+    real_send = TwilioSender.send
+
+    def send_then_stop(self, to, body, extra=None, ref=None):
+        outcome = real_send(self, to, body, extra, ref=ref)
+        if to == stopper:
+            with pdb.session() as s:
+                c = get_or_create_contact(s, Contact.SMS, stopper)
+                c.opted_out, c.opted_out_at = True, clock.now()
+        return outcome
+
+    monkeypatch.setattr(TwilioSender, "send", send_then_stop)
+    while dispatch_due(pdb, provider_config, "w1", limit=6):
+        pass
+    assert [m.body for m in fake_twilio.sent_to(stopper)] == ["camp 1"]
+    assert row(pdb, first).state == Outbox.SENT
+    assert (row(pdb, later).state, row(pdb, later).error) == (Outbox.CANCELLED, "opted out")
+    assert len(fake_twilio.messages) == 12
+
+
+def test_twilio_unreachable_is_a_transient_connection_error(provider_config):
+    from tests.support import free_port
+
+    cfg = replace(provider_config, twilio_api_url=f"http://127.0.0.1:{free_port()}")
+    outcome = TwilioSender(cfg, timeout=2).send(PHONE, "x")
+    assert outcome.error is not None and outcome.error.transient and outcome.error.code == "connection"
+
+
+def test_the_fake_twilio_keeps_connections_alive(fake_twilio):
+    """A client that reuses its connection can (as with Twilio): the fake must
+    not be what limits a throughput benchmark."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", fake_twilio.port, timeout=5)
+    local = set()
+    for _ in range(3):
+        conn.request(
+            "POST",
+            "/2010-04-01/Accounts/x/Messages.json",
+            body=b"To=%2B1",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        resp = conn.getresponse()
+        assert resp.status == 401 and resp.read()
+        assert conn.sock is not None  # http.client drops a socket the server said it would close
+        local.add(conn.sock.getsockname())
+    conn.close()
+    assert len(local) == 1  # one TCP connection served all three

@@ -13,14 +13,16 @@ out (its worker died mid-call) goes back to ``queued``.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from cryptography.fernet import InvalidToken
+from sqlalchemy import LargeBinary, bindparam, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
-from lanpya import clock
+from lanpya import clock, crypto
 from lanpya.channels import rate
 from lanpya.channels.errors import MAX_ATTEMPTS, OPTED_OUT, UNREACHABLE, SendOutcome, backoff
 from lanpya.channels.status import RANK, STATE
@@ -35,7 +37,7 @@ logger = logging.getLogger(__name__)
 #: how long a claimed row belongs to its worker before it is considered abandoned
 LEASE = timedelta(minutes=5)
 #: provider calls in flight at once per dispatch (each recipient's messages stay in order)
-SEND_THREADS = 4
+SEND_THREADS = 8
 CHANNELS = (Contact.SMS, Contact.VIBER)
 
 
@@ -59,9 +61,16 @@ def sender_for(config: Config, channel: str):
     if channel == Contact.SMS:
         if not TwilioSender.configured(config):
             return None
-        key = ("sms", config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url,
-               config.twilio_from_number, config.twilio_messaging_service_sid, config.public_url,
-               config.twilio_discard_content)
+        key = (
+            "sms",
+            config.twilio_account_sid,
+            config.twilio_auth_token,
+            config.twilio_api_url,
+            config.twilio_from_number,
+            config.twilio_messaging_service_sid,
+            config.public_url,
+            config.twilio_discard_content,
+        )
         if key not in _senders:
             _senders[key] = TwilioSender(config)
         return _senders[key]
@@ -79,9 +88,9 @@ def _rate_of(config: Config, channel: str) -> float:
     return config.twilio_rate if channel == Contact.SMS else config.viber_rate
 
 
-def _due(channel: str, now):
+def _due(channel: str, now, *columns):
     return (
-        select(Outbox)
+        select(*(columns or (Outbox,)))
         .where(
             Outbox.state == Outbox.QUEUED,
             Outbox.channel == channel,
@@ -136,16 +145,55 @@ def _open_case(session: Session, contact_id: int) -> bool:
     )
 
 
-def _recipient(session: Session, row: Outbox, open_case_ids: set[int] | None = None) -> tuple[str | None, str | None]:
-    """(address, reason it must not be sent). ``open_case_ids``: contacts with an
-    open case, when the caller loaded them for a whole batch."""
+#: the body as stored (a Fernet token): campaign rows of one language share one token
+_RAW_BODY = type_coerce(Outbox.__table__.c.body, LargeBinary).label("raw_body")
+_CLAIM_COLUMNS = (
+    Outbox.id,
+    Outbox.kind,
+    Outbox.contact_id,
+    Outbox.staff_id,
+    _RAW_BODY,
+    Outbox.extra,
+    Outbox.attempts,
+)
+#: decrypted campaign bodies by (keyring, token): the engine writes one token per
+#: language and fire, so a batch decrypts a handful of tokens, not one per row
+_campaign_bodies: dict[tuple[int, bytes], str] = {}
+_BODY_CACHE_MAX = 256
+
+
+def _body(raw: bytes | None, kind: str) -> str | None:
+    """The row's text, or None when no configured key opens it."""
+    if raw is None:
+        return ""
+    raw = bytes(raw)
+    ring = crypto.keyring()
+    key = (id(ring), raw)
+    if kind == Outbox.CAMPAIGN and key in _campaign_bodies:
+        return _campaign_bodies[key]
+    try:
+        text = ring.decrypt(raw)
+    except InvalidToken:
+        return None
+    if kind == Outbox.CAMPAIGN:  # replies are one of a kind: not kept
+        if len(_campaign_bodies) >= _BODY_CACHE_MAX:
+            _campaign_bodies.clear()
+        _campaign_bodies[key] = text
+    return text
+
+
+def _recipient(
+    session: Session, channel: str, row, contacts: dict, open_case_ids: set[int]
+) -> tuple[str | None, str | None]:
+    """(address, reason it must not be sent) for a claimed row; ``contacts`` and
+    ``open_case_ids`` were loaded for the whole batch."""
     if row.staff_id is not None and row.contact_id is None:
         staff = session.get(Staff, row.staff_id)
         if staff is None or not staff.active:
             return None, "staff member inactive"
-        addr = staff.phone if row.channel == Contact.SMS else staff.viber_id
-        return (addr, None) if addr else (None, f"staff member has no {row.channel} address")
-    contact = session.get(Contact, row.contact_id) if row.contact_id is not None else None
+        addr = staff.phone if channel == Contact.SMS else staff.viber_id
+        return (addr, None) if addr else (None, f"staff member has no {channel} address")
+    contact = contacts.get(row.contact_id) if row.contact_id is not None else None
     if contact is None or contact.erased_at is not None or not contact.address:
         return None, "contact erased"
     if row.kind == Outbox.CAMPAIGN:
@@ -153,12 +201,16 @@ def _recipient(session: Session, row: Outbox, open_case_ids: set[int] | None = N
             return None, "opted out"
         if contact.unreachable:
             return None, "unreachable"
-        if contact.id in open_case_ids if open_case_ids is not None else _open_case(session, contact.id):
+        if contact.id in open_case_ids:
             return None, "open case"
     return contact.address, None
 
 
 def _claim(db: Database, config: Config, channel: str, worker: str, limit: int) -> list[Claimed]:
+    """Take up to ``limit`` due rows (and the rate's tokens for them) and commit
+    them as ``sending`` under this worker's lease, in a handful of statements
+    whatever the batch size: the rows, their contacts, their open cases, one
+    UPDATE for the claimed and one per reason for the cancelled."""
     now = clock.now()
     claimed: list[Claimed] = []
     with db.session() as s:
@@ -166,27 +218,60 @@ def _claim(db: Database, config: Config, channel: str, worker: str, limit: int) 
         want = min(limit, tokens)
         if want <= 0:
             return []
-        rows = s.scalars(_lock(s, _due(channel, now).limit(want))).all()
-        # one query each for the batch's contacts and open cases, not two per row
+        rows = s.execute(_lock(s, _due(channel, now, *_CLAIM_COLUMNS).limit(want))).all()
         contact_ids = {r.contact_id for r in rows if r.contact_id is not None}
+        contacts: dict = {}
         open_ids: set[int] = set()
-        _held: list[Contact] = []  # kept alive, so session.get below finds them in the (weak) identity map
         if contact_ids:
-            _held = list(s.scalars(select(Contact).where(Contact.id.in_(contact_ids))))
-            open_ids = set(s.scalars(select(Case.contact_id).where(
-                Case.contact_id.in_(contact_ids), Case.status.in_(Case.OPEN))))
+            contacts = {
+                c.id: c
+                for c in s.execute(
+                    select(
+                        Contact.id, Contact.address, Contact.erased_at, Contact.opted_out, Contact.unreachable
+                    ).where(Contact.id.in_(contact_ids))
+                )
+            }
+            open_ids = set(
+                s.scalars(
+                    select(Case.contact_id).where(
+                        Case.contact_id.in_(contact_ids), Case.status.in_(Case.OPEN)
+                    )
+                )
+            )
+        cancelled: dict[tuple[str, str], list[int]] = {}
         for row in rows:
-            to, reason = _recipient(s, row, open_ids)
-            if reason is not None:
-                row.state = Outbox.CANCELLED
-                row.error = reason
+            to, reason = _recipient(s, channel, row, contacts, open_ids)
+            body = _body(row.raw_body, row.kind) if reason is None else None
+            if reason is None and body is None:
+                # no configured key opens it: keep it (a key may come back), send nothing
+                cancelled.setdefault((Outbox.UNSENT, "body undecryptable (key missing)"), []).append(row.id)
                 continue
-            row.state = Outbox.SENDING
-            row.lease_owner = worker
-            row.lease_until = now + LEASE
-            row.attempts = (row.attempts or 0) + 1
+            if reason is not None:
+                cancelled.setdefault((Outbox.CANCELLED, reason), []).append(row.id)
+                continue
             claimed.append(
-                Claimed(row.id, row.channel, row.kind, to, row.body or "", row.extra, row.attempts, row.contact_id)
+                Claimed(
+                    row.id, channel, row.kind, to, body, row.extra, (row.attempts or 0) + 1, row.contact_id
+                )
+            )
+        if claimed:
+            s.execute(
+                update(Outbox)
+                .where(Outbox.id.in_([c.id for c in claimed]))
+                .values(
+                    state=Outbox.SENDING,
+                    lease_owner=worker,
+                    lease_until=now + LEASE,
+                    attempts=func.coalesce(Outbox.attempts, 0) + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        for (state, reason), ids in cancelled.items():
+            s.execute(
+                update(Outbox)
+                .where(Outbox.id.in_(ids))
+                .values(state=state, error=reason)
+                .execution_options(synchronize_session=False)
             )
         rate.take(s, channel, len(claimed))
     return claimed
@@ -207,42 +292,124 @@ def _flag_contact(session: Session, contact_id: int | None, flag: str | None) ->
 
 
 def _record(session: Session, item: Claimed, worker: str, outcome: SendOutcome) -> str:
-    """Write a provider outcome on the row (only if this worker still holds it)."""
-    row = session.get(Outbox, item.id, with_for_update=session.get_bind().dialect.name == "postgresql")
-    if row is None or row.state != Outbox.SENDING or row.lease_owner != worker:
-        logger.warning("outbox %s: lease lost before the outcome was recorded", item.id)
-        return "lost"
+    """Write one provider outcome on its row (only if this worker still holds it)."""
+    return _record_many(session, worker, [(item, outcome)])[0]
+
+
+_T = Outbox.__table__
+_SET_SENT = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        provider_id=bindparam("b_pid"),
+        provider_status=bindparam("b_pstatus"),
+        sent_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        lease_owner=None,
+        lease_until=None,
+        error=None,
+        error_code=None,
+    )
+)
+_SET_RETRY = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"))
+    .values(
+        state=Outbox.QUEUED,
+        next_attempt_at=bindparam("b_next"),
+        error_code=bindparam("b_code"),
+        error=bindparam("b_error"),
+        updated_at=bindparam("b_now"),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
+_SET_FAILED = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"))
+    .values(
+        state=Outbox.FAILED,
+        error_code=bindparam("b_code"),
+        error=bindparam("b_error"),
+        updated_at=bindparam("b_now"),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
+
+
+def _record_many(session: Session, worker: str, done: list[tuple[Claimed, SendOutcome]]) -> list[str]:
+    """Write provider outcomes on their rows, each only if this worker still
+    holds it: one SELECT (``FOR UPDATE`` on PostgreSQL, so a status callback
+    for the same row waits) and one executemany UPDATE per kind of outcome,
+    whatever the batch size. Returns "sent" / "retry" / "failed" / "lost" per item."""
+    ids = sorted({item.id for item, _ in done})
+    q = select(Outbox.id, Outbox.state, Outbox.lease_owner, Outbox.provider_status).where(Outbox.id.in_(ids))
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    current = {r.id: r for r in session.execute(q)}
     now = clock.now()
-    row.lease_owner = None
-    row.lease_until = None
-    if outcome.ok:
-        row.state = Outbox.SENT
-        row.provider_id = outcome.provider_id
-        # a status callback may have overtaken this commit: never move backwards
-        if RANK.get(outcome.provider_status or "", -1) > RANK.get(row.provider_status or "", -1):
-            row.provider_status = outcome.provider_status
-        if row.provider_status in STATE:
-            row.state = STATE[row.provider_status]
-        row.sent_at = now
-        if item.contact_id is not None:  # the provider took it: reachable after all
-            contact = session.get(Contact, item.contact_id)
-            if contact is not None and contact.unreachable:
-                contact.unreachable = False
-        row.error = None
-        row.error_code = None
-        return "sent"
-    err = outcome.error
-    assert err is not None
-    row.error_code = err.code[:32]
-    row.error = (err.message or err.code)[:200]
-    if err.transient and item.attempts < MAX_ATTEMPTS:
-        row.state = Outbox.QUEUED
-        row.next_attempt_at = now + backoff(item.attempts)
-        return "retry"
-    row.state = Outbox.FAILED
-    if not err.transient:
-        _flag_contact(session, item.contact_id, err.contact_flag)
-    return "failed"
+    sent: list[dict] = []
+    retry: list[dict] = []
+    failed: list[dict] = []
+    reachable: set[int] = set()
+    flags: list[tuple[int | None, str | None]] = []
+    results: list[str] = []
+    for item, outcome in done:
+        row = current.get(item.id)
+        if row is None or row.state != Outbox.SENDING or row.lease_owner != worker:
+            logger.warning("outbox %s: lease lost before the outcome was recorded", item.id)
+            results.append("lost")
+            continue
+        if outcome.ok:
+            # a status callback may have overtaken this commit: never move backwards
+            status = row.provider_status
+            if RANK.get(outcome.provider_status or "", -1) > RANK.get(status or "", -1):
+                status = outcome.provider_status
+            sent.append(
+                {
+                    "b_id": item.id,
+                    "b_state": STATE.get(status, Outbox.SENT) if status else Outbox.SENT,
+                    "b_pid": outcome.provider_id,
+                    "b_pstatus": status,
+                    "b_now": now,
+                }
+            )
+            if item.contact_id is not None:  # the provider took it: reachable after all
+                reachable.add(item.contact_id)
+            results.append("sent")
+            continue
+        err = outcome.error
+        assert err is not None
+        params = {
+            "b_id": item.id,
+            "b_code": err.code[:32],
+            "b_error": (err.message or err.code)[:200],
+            "b_now": now,
+        }
+        if err.transient and item.attempts < MAX_ATTEMPTS:
+            params["b_next"] = now + backoff(item.attempts)
+            retry.append(params)
+            results.append("retry")
+        else:
+            failed.append(params)
+            if not err.transient:
+                flags.append((item.contact_id, err.contact_flag))
+            results.append("failed")
+    for statement, params in ((_SET_SENT, sent), (_SET_RETRY, retry), (_SET_FAILED, failed)):
+        if params:
+            session.execute(statement, params)
+    if reachable:
+        session.execute(
+            update(Contact)
+            .where(Contact.id.in_(sorted(reachable)), Contact.unreachable.is_(True))
+            .values(unreachable=False)
+            .execution_options(synchronize_session=False)
+        )
+    for contact_id, flag in flags:
+        _flag_contact(session, contact_id, flag)
+    return results
 
 
 def _call(sender, item: Claimed) -> SendOutcome:
@@ -263,26 +430,48 @@ def _record_all(db: Database, worker: str, done: list[tuple[Claimed, SendOutcome
     if not done:
         return
     with db.session() as s:
-        results = [(item, outcome, _record(s, item, worker, outcome)) for item, outcome in done]
-    for item, outcome, result in results:
-        logger.info("outbox %s %s via %s: %s%s", item.id, item.kind, item.channel, result,
-                    f" ({outcome.error.code})" if outcome.error else "")
+        results = _record_many(s, worker, done)
+    # one line per batch; a line per row only for what did not go (no numbers, no bodies)
+    for (item, outcome), result in zip(done, results, strict=True):
+        if result != "sent":
+            logger.info(
+                "outbox %s %s via %s: %s%s",
+                item.id,
+                item.kind,
+                item.channel,
+                result,
+                f" ({outcome.error.code})" if outcome.error else "",
+            )
+    logger.info(
+        "outbox: %d sent via %s (%d to retry, %d failed, %d lost)",
+        results.count("sent"),
+        done[0][0].channel,
+        results.count("retry"),
+        results.count("failed"),
+        results.count("lost"),
+    )
 
 
 def _send_broadcast(db: Database, sender: ViberSender, items: list[Claimed], worker: str) -> None:
     first = items[0]
     result = sender.broadcast([i.to for i in items], first.body, first.extra)
+    done = []
+    for item in items:
+        if result.error is not None:
+            outcome = SendOutcome(error=result.error)
+        elif item.to in result.failed:
+            outcome = SendOutcome(error=result.failed[item.to])
+        else:
+            outcome = SendOutcome(provider_id=result.provider_id, provider_status="sent")
+        done.append((item, outcome))
     with db.session() as s:
-        for item in items:
-            if result.error is not None:
-                outcome = SendOutcome(error=result.error)
-            elif item.to in result.failed:
-                outcome = SendOutcome(error=result.failed[item.to])
-            else:
-                outcome = SendOutcome(provider_id=result.provider_id, provider_status="sent")
-            _record(s, item, worker, outcome)
-    logger.info("outbox: viber broadcast of %d (%d failed)%s", len(items), len(result.failed),
-                f" error {result.error.code}" if result.error else "")
+        _record_many(s, worker, done)
+    logger.info(
+        "outbox: viber broadcast of %d (%d failed)%s",
+        len(items),
+        len(result.failed),
+        f" error {result.error.code}" if result.error else "",
+    )
 
 
 def _broadcast_key(item: Claimed) -> tuple:
@@ -327,6 +516,19 @@ def dispatch_due(db: Database, config: Config, worker_name: str, limit: int = 10
     return handled
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _send_pool() -> ThreadPoolExecutor:
+    """The process's send threads, started once (not per batch)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix="send")
+        return _pool
+
+
 def _send_in_parallel(db: Database, sender, items: list[Claimed], worker: str) -> None:
     """Provider calls are network-bound: up to SEND_THREADS at once, but one
     recipient's messages in order, one after the other, on one thread. The
@@ -337,16 +539,17 @@ def _send_in_parallel(db: Database, sender, items: list[Claimed], worker: str) -
     lanes = list(by_recipient.values())
     done: list[tuple[Claimed, SendOutcome]] = []
 
-    def run(lane: list[Claimed]) -> list[tuple[Claimed, SendOutcome]]:
-        return [(item, _call(sender, item)) for item in lane]
+    def run(share: list[list[Claimed]]) -> list[tuple[Claimed, SendOutcome]]:
+        return [(item, _call(sender, item)) for lane in share for item in lane]
 
     try:
         if len(lanes) <= 1 or SEND_THREADS <= 1:
-            for lane in lanes:
-                done += run(lane)
+            done += run(lanes)
         else:
-            with ThreadPoolExecutor(max_workers=min(SEND_THREADS, len(lanes)), thread_name_prefix="send") as pool:
-                for future in [pool.submit(run, lane) for lane in lanes]:
-                    done += future.result()
+            # each thread takes whole lanes (so a recipient's rows keep their order)
+            shares = [lanes[k::SEND_THREADS] for k in range(min(SEND_THREADS, len(lanes)))]
+            futures = [_send_pool().submit(run, share) for share in shares]
+            for future in futures:
+                done += future.result()
     finally:
         _record_all(db, worker, done)
