@@ -13,9 +13,9 @@ Inputs, all on one monotonic clock (the harness process's):
 Counts:
 
 - *lost*: posted but never stored, stored but given up (``failed``), or
-  answered in the database but no reply ever reached the provider;
-- *unanswered*: still queued or processing when the drill stopped waiting
-  (not lost, but the drill fails on it too);
+  done in the database with no reply at the provider and none left to send;
+- *unanswered*: still queued or processing, or its reply still in the outbox,
+  when the drill stopped waiting (not lost, but the drill fails on it too);
 - *duplicated*: inbound stored more than once, and provider messages that no
   outbox row accounts for (a send whose outcome was not recorded, sent again:
   bounded by the sends in flight at a crash);
@@ -81,6 +81,8 @@ class Counts:
     e2e: list[float] = field(default_factory=list)
     ack: list[float] = field(default_factory=list)
     lost_sids: list[str] = field(default_factory=list)
+    #: why each lost one counts as lost ("not stored (HTTP 0)", "failed", "done, no reply" ...)
+    reasons: Counter = field(default_factory=Counter)
 
     def line(self) -> str:
         return (
@@ -125,10 +127,13 @@ def check(
     arrived = {a.sid: a for a in arrivals}
     recorded = {r.provider_id for r in outbox if r.provider_id}
     replies: dict[int, list[float]] = defaultdict(list)
+    to_send: set[int] = set()  # inbound ids with a reply still queued or sending
     by_provider: dict[str, OutRow] = {}
     for r in outbox:
         if r.provider_id:
             by_provider[r.provider_id] = r
+        if r.inbound_id is not None and r.kind != "campaign" and r.state in ("queued", "sending"):
+            to_send.add(r.inbound_id)
         if r.inbound_id is not None and r.kind != "campaign" and r.provider_id in arrived:
             replies[r.inbound_id].append(arrived[r.provider_id].t)
 
@@ -147,14 +152,19 @@ def check(
             if rows:
                 c.stored += 1
                 c.duplicated += len(rows) - 1
-            if not rows or rows[0].state == "failed":
-                c.lost += 1
-                c.lost_sids.append(w.sid)
-            elif rows[0].state not in DONE_STATES:
+            reason = None
+            if not rows:
+                reason = f"not stored (HTTP {w.status})"
+            elif rows[0].state == "failed":
+                reason = "failed"
+            elif rows[0].state not in DONE_STATES or (first is None and rows[0].id in to_send):
                 c.unanswered += 1
             elif rows[0].state == "done" and first is None:
+                reason = "done, no reply at the provider"
+            if reason is not None:
                 c.lost += 1
                 c.lost_sids.append(w.sid)
+                c.reasons[reason] += 1
             if first is not None:
                 c.e2e.append(first - w.t_send)
                 if first - w.t_send > delay_s:

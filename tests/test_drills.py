@@ -169,3 +169,13 @@ def test_rasa_builds_its_postgresql_tracker_store_from_the_endpoints_bot_serve_w
         engine.dispose()
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-3:] == ["SQLTrackerStore", "127.0.0.1", name]
+
+
+def test_a_reply_still_in_the_outbox_is_unanswered_not_lost():
+    webhooks, inbound, outbox, arrivals = _world()
+    arrivals = [a for a in arrivals if not a.sid.startswith("P1-")]
+    for r in outbox:
+        if r.inbound_id == 101:
+            r.provider_id, r.state = None, "queued"
+    c = check(webhooks, inbound, outbox, arrivals)["all"]
+    assert (c.lost, c.unanswered) == (0, 1)
