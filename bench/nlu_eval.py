@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -221,14 +222,20 @@ def table(name: str, results: dict, train_s: float | None = None) -> str:
 
 
 def write_doc(section: str) -> None:
+    """Replace the text of the "## NLU" section, in place, up to the next
+    heading of any level: other areas' sections (even a "###" one someone put
+    after it) are left as they are."""
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     if "\n## Notes" not in text:
         text = text.rstrip("\n") + "\n\n## Notes\n"
+    block = "\n## NLU\n\n" + section.strip() + "\n"
     start = text.find("\n## NLU\n")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + text[end:] if end >= 0 else text[:start]
-    DOC.write_text(text.rstrip("\n") + "\n\n## NLU\n\n" + section.strip() + "\n")
+    if start < 0:
+        DOC.write_text(text.rstrip("\n") + "\n" + block)
+        return
+    match = re.compile(r"\n#{1,6} ").search(text, start + len("\n## NLU\n"))
+    rest = text[match.start() :] if match else ""
+    DOC.write_text(text[:start] + block + rest)
 
 
 # --- in the app venv: the worker's screening ----------------------------------------
