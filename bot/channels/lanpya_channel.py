@@ -111,11 +111,13 @@ class LanpyaInput(InputChannel):
             if agent is None or not agent.is_ready():
                 return response.json({"error": "no model loaded"}, status=503)
 
-            before = await agent.tracker_store.retrieve(sender)
-            in_form = before is not None and before.active_loop_name is not None
-            intent = None if in_form else menu_choice(text, self.menu)
+            # the tracker is read first only for a lone menu digit (is a form asking?):
+            # a retrieval replays every event of the conversation, so not for each message
+            intent = menu_choice(text, self.menu)
             if intent:
-                text = f"/{intent}"
+                before = await agent.tracker_store.retrieve(sender)
+                if before is None or before.active_loop_name is None:
+                    text = f"/{intent}"
 
             collector = CollectingOutputChannel()
             try:
