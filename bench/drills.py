@@ -44,12 +44,16 @@ outbox 5 min (lanpya.channels.dispatch). When the load stops the harness
 expires the dead worker's leases (as the clock would) and reports how many
 rows were held, rather than wait 5 minutes.
 
-PostgreSQL and Redis are restarted in ``finally`` blocks whatever happens.
+PostgreSQL and Redis are restarted in ``finally`` blocks whatever happens, and
+are only stopped while /tmp/lanpya-bench.lock is held (by the ``flock`` the run
+is wrapped in, or taken here: ``make bench`` is not wrapped).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -219,6 +223,50 @@ def create_db(prefix: str) -> tuple[str, callable]:
 
 
 # --- PostgreSQL and Redis control (always restored) ------------------------------------------------
+BENCH_LOCK = "/tmp/lanpya-bench.lock"
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                pid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def _lock_holders(path: str) -> set[int]:
+    try:
+        inode = os.stat(path).st_ino
+        lines = open("/proc/locks").read().splitlines()
+    except OSError:
+        return set()
+    holders = set()
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            holders.add(int(parts[4]))
+    return holders
+
+
+@contextlib.contextmanager
+def bench_lock():
+    """Hold /tmp/lanpya-bench.lock while PostgreSQL or Redis is down (other engineers' runs use them):
+    already held when we run under ``flock`` (a parent holds it); else taken here, waiting if need be."""
+    if _lock_holders(BENCH_LOCK) & _ancestors():
+        yield
+        return
+    with open(BENCH_LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def pg_cluster() -> str:
     return sorted(os.listdir("/etc/postgresql"))[-1]
 
@@ -700,26 +748,28 @@ class Drills:
         s = self.plan.pg_outage_s
         with self.stack.db.session() as session:
             sending = session.scalar(select(func.count(Outbox.id)).where(Outbox.state == Outbox.SENDING)) or 0
-        try:
-            r = pg_ctl("stop")
-            if r.returncode != 0:
-                return {"error": r.stderr[-300:]}
-            t = time.monotonic()
-            time.sleep(s)
-            down = time.monotonic() - t
-        finally:
-            r = pg_ctl("start")
-            ensure_pg()
-            self.stack.db.engine.dispose()  # our own connections died with the server
+        with bench_lock():
+            try:
+                r = pg_ctl("stop")
+                if r.returncode != 0:
+                    return {"error": r.stderr[-300:]}
+                t = time.monotonic()
+                time.sleep(s)
+                down = time.monotonic() - t
+            finally:
+                r = pg_ctl("start")
+                ensure_pg()
+                self.stack.db.engine.dispose()  # our own connections died with the server
         return {"outage_s": round(down, 1), "restart": r.returncode, "sends in flight at the stop": sending}
 
     def stop_redis(self) -> dict:
         s = self.plan.redis_outage_s
-        try:
-            subprocess.run(["redis-cli", "shutdown", "nosave"], capture_output=True, timeout=30)
-            time.sleep(s)
-        finally:
-            redis_start()
+        with bench_lock():
+            try:
+                subprocess.run(["redis-cli", "shutdown", "nosave"], capture_output=True, timeout=30)
+                time.sleep(s)
+            finally:
+                redis_start()
         return {"outage_s": s, "back": redis_up()}
 
 

@@ -179,3 +179,31 @@ def test_a_reply_still_in_the_outbox_is_unanswered_not_lost():
             r.provider_id, r.state = None, "queued"
     c = check(webhooks, inbound, outbox, arrivals)["all"]
     assert (c.lost, c.unanswered) == (0, 1)
+
+
+def test_the_bench_lock_is_taken_for_an_outage_unless_this_process_tree_holds_it(tmp_path, monkeypatch):
+    import fcntl
+
+    import bench.drills as drills
+
+    path = tmp_path / "bench.lock"
+    path.touch()
+    monkeypatch.setattr(drills, "BENCH_LOCK", str(path))
+
+    def free() -> bool:
+        with open(path) as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(other, fcntl.LOCK_UN)
+            return True
+
+    with drills.bench_lock():
+        assert not free()  # nobody held it: taken for the outage
+    assert free()
+    with open(path) as mine:
+        fcntl.flock(mine, fcntl.LOCK_EX)  # as `flock LOCK command` does for its child
+        with drills.bench_lock():  # held by this process (an ancestor of itself): no deadlock
+            pass
+        fcntl.flock(mine, fcntl.LOCK_UN)
