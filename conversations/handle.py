@@ -474,6 +474,7 @@ class Handler:
                     seq=seq,
                     dedupe_key=f"reply:{msg.id}:{seq}",
                     extra=extra,
+                    guarded=True,  # the locked, leased message: no other writer of its replies
                 )
                 seq += 1
             if seq == 0:

@@ -26,8 +26,15 @@ def enqueue(
     dedupe_key: str | None = None,
     not_before=None,
     extra: dict | None = None,
+    guarded: bool = False,
 ) -> Outbox | None:
-    """Add one message to send; returns None when ``dedupe_key`` was already used."""
+    """Add one message to send; returns None when ``dedupe_key`` was already used.
+
+    ``guarded``: the caller holds the lock that makes ``dedupe_key`` unused (the
+    worker answering the inbound message it has locked and leases): the row is
+    added without the look-up and savepoint, and written with the transaction's
+    other rows. The unique constraint still stands behind it: a duplicate fails
+    the whole transaction instead of being skipped."""
     seg = segments_for(body)
     now = clock.now()
     row = Outbox(
@@ -49,6 +56,9 @@ def enqueue(
         created_at=now,
         extra=extra,
     )
+    if guarded:
+        session.add(row)
+        return row
     if dedupe_key is None:
         session.add(row)
         session.flush()

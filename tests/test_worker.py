@@ -207,3 +207,21 @@ def test_a_report_with_a_case_from_the_bot_opens_no_second_one(config, db, rasa,
     make_worker(config, db, rasa).drain()
     with db.session() as s:
         assert s.scalars(select(Case)).all() == [s.get(Case, case_id)]
+
+
+def test_guarded_reply_rows_are_still_held_to_their_unique_key(config, db, clock):
+    """The worker writes a reply's outbox rows without looking their key up first
+    (it holds the message's lock and lease); the unique key still stands behind it."""
+    from sqlalchemy.exc import IntegrityError
+
+    from lanpya import outbox
+
+    inbound_id = say(db, "hello there")
+    with db.session() as s:
+        contact = s.get(Contact, s.get(Inbound, inbound_id).contact_id)
+        outbox.enqueue(s, body="first", channel="sms", contact=contact, dedupe_key="reply:t:0", guarded=True)
+    with pytest.raises(IntegrityError), db.session() as s:
+        contact = s.get(Contact, s.get(Inbound, inbound_id).contact_id)
+        outbox.enqueue(s, body="again", channel="sms", contact=contact, dedupe_key="reply:t:0", guarded=True)
+    with db.session() as s:
+        assert [r.body for r in s.scalars(select(Outbox).where(Outbox.dedupe_key == "reply:t:0"))] == ["first"]
