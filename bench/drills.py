@@ -860,8 +860,10 @@ def report_cases(stack: Stack) -> dict[str, list[int]]:
     return out
 
 
-def run_drills(what: str, quick: bool, log=print) -> dict:
+def run_drills(what: str, quick: bool, log=print, overrides: dict | None = None) -> dict:
     plan = plan_for(what, quick)
+    for key, value in (overrides or {}).items():
+        setattr(plan, key, value)
     stack = Stack(plan, log)
     drills = Drills(stack, plan, log)
     info: dict = {"what": what, "quick": quick, "plan": plan, "drills": {}, "load_before": os.getloadavg()}
@@ -883,7 +885,9 @@ def run_drills(what: str, quick: bool, log=print) -> dict:
         }
         expected = max(plan.min_load_s, plan.clean_s + sum(windows[f] for f in plan.failures) + plan.after_s)
         load = Load(stack, plan, expected).start()
-        info["campaign_id"] = stack.schedule_campaign("Myitkyina", BODIES, now_utc())
+        info["campaign_id"] = (
+            stack.schedule_campaign("Myitkyina", BODIES, now_utc()) if plan.campaign else None
+        )
         t0 = load.t0
         time.sleep(max(0.0, t0 + plan.clean_s - time.monotonic()))
         segments.append(("clean", float("-inf"), time.monotonic()))
@@ -934,7 +938,7 @@ def run_drills(what: str, quick: bool, log=print) -> dict:
         with stack.fake._lock:
             arrivals = list(stack.fake.arrivals)
         info["cases"] = report_cases(stack)
-        info["campaign_fires"] = stack.fires(info["campaign_id"])
+        info["campaign_fires"] = stack.fires(info["campaign_id"]) if info["campaign_id"] else []
         if drills.fire_campaign is not None:
             info["drill_fire_fires"] = stack.fires(drills.fire_campaign)
         info["webhooks"] = list(load.webhooks)
@@ -1055,7 +1059,7 @@ def summarise(info: dict) -> list[Result]:
                 len(fires) == 1 and (twice == 0 or bool(plan.failures)),
             ),
         ]
-    else:
+    elif plan.campaign:
         results.append(Result(AREA, "campaign sent", "> 0", "nothing reached the provider", False))
     # reports → cases → on-call alerts
     reports = [w for w in webhooks if w.kind == "report"]
@@ -1181,8 +1185,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.drills")
     parser.add_argument("what", nargs="?", default="all", choices=["all", "scale", *FAILURES])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--rate", type=float, help="inbound messages a second (default 20; 10 for one failure)"
+    )
+    parser.add_argument("--campaign", type=int, help="campaign contacts (default 50,000; 0: no campaign)")
+    parser.add_argument("--twilio-rate", type=float, help="TWILIO_RATE (default 80)")
     args = parser.parse_args()
-    info = run_drills(args.what, args.quick)
+    overrides = {
+        k: v
+        for k, v in (("rate", args.rate), ("campaign", args.campaign), ("twilio_rate", args.twilio_rate))
+        if v is not None
+    }
+    info = run_drills(args.what, args.quick, overrides=overrides)
     from bench.__main__ import table
 
     results = summarise(info)
