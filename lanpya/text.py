@@ -51,10 +51,24 @@ def zawgyi_probability(text: str) -> float:
     return float(_detector().get_zawgyi_probability(text))
 
 
+#: python-myanmar's converter turns aa into tall aa after these, where Burmese
+#: spells the round one (ဓား knife, ဓာတ် element; ဃ likewise)
+_ROUND_AA_AFTER = ("\u1013", "\u1003")
+
+
 def zawgyi_to_unicode(text: str) -> str:
+    """Zawgyi to Unicode (python-myanmar), with two of its slips mended:
+    a ya-pin after a killed consonant (Zawgyi ``က္်``, as in ေယာက္်ား "man")
+    came out as a second asat, and ဓ/ဃ + aa came out with the tall aa."""
     from myanmar import converter
 
-    return converter.convert(text, "zawgyi", "unicode")
+    out = converter.convert(text, "zawgyi", "unicode")
+    # two asats in a row never occur in Unicode Burmese: the second was a ya-pin
+    out = out.replace("\u103a\u103a", "\u103a\u103b")
+    for consonant in _ROUND_AA_AFTER:
+        if consonant + "\u102b" not in text:
+            out = out.replace(consonant + "\u102b", consonant + "\u102c")
+    return out
 
 
 _SPACES = re.compile(r"[ \t\u00a0\u200b\u200c\u200d\ufeff]+")

@@ -127,3 +127,21 @@ def test_next_language_needs_clear_evidence_to_switch(current, text, expected):
     from lanpya.text import next_language
 
     assert next_language(current, text) == expected
+
+
+# --- Zawgyi conversion slips of python-myanmar, mended in lanpya.text --------------
+@pytest.mark.parametrize(
+    ("zawgyi", "unicode"),
+    [
+        ("ေယာက္်ား", "\u101a\u1031\u102c\u1000\u103a\u103b\u102c\u1038"),  # man/husband: asat + ya-pin
+        ("ဓားနဲ႔ ၿခိမ္းေျခာက္တယ္", "ဓားနဲ့ ခြိမ်းခြောက်တယ်"),  # threatened with a knife: round aa after ဓ
+        ("ျမန္မာ", "မြန်မာ"),
+        ("ပါ", "ပါ"),  # the tall aa where Burmese spells it stays
+    ],
+)
+def test_zawgyi_conversion(zawgyi, unicode):
+    from lanpya.text import zawgyi_to_unicode
+
+    out = zawgyi_to_unicode(zawgyi)
+    assert out == unicode
+    assert "\u103a\u103a" not in out
