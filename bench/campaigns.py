@@ -1,6 +1,6 @@
 """Campaign engine benchmark and drills, with the naive loop side by side.
 
-    .venv/bin/python -m bench --only campaigns          # full: 10k/100k/1M, 60 s rate, 10k kill drill
+    .venv/bin/python -m bench --only campaigns          # full: 10k/100k (+1M on PostgreSQL), 60 s rate, 10k kill drill
     .venv/bin/python -m bench.campaigns --quick          # 10k/100k, 20 s rate, 2k kill drill
 
 Figures (SQLite always; PostgreSQL too when ``BENCH_POSTGRES_URL`` or
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -159,7 +160,10 @@ def bench_materialise(dbs: Databases, sizes: list[int]) -> list[Result]:
     out = []
     for kind in dbs.kinds():
         per_contact = {}
-        for n in sizes:
+        # the 1M fire on PostgreSQL only when both engines run (SQLite's took ~55 s of the
+        # 5-minute budget); SQLite's linearity is then shown 10k -> 100k
+        kind_sizes = [n for n in sizes if n < 1_000_000 or kind == "postgres" or len(dbs.kinds()) == 1]
+        for n in kind_sizes:
             url = dbs.new(kind)
             db = Database(url)
             config = make_config(url)
@@ -293,6 +297,39 @@ def naive_main(url: str, twilio_url: str, n: int) -> None:
 
 
 # --- dispatch figures ---------------------------------------------------------------------------------
+def _dispatch_rate(dbs: Databases, kind: str, n: int, workers: int) -> float:
+    """Messages a second from ``workers`` real ``lanpya worker`` processes to the fake,
+    timed from the first claim (the processes are up) to the last row recorded
+    ``sent`` — as the naive loop is timed from its first call to its last."""
+    url = dbs.new(kind)
+    db = Database(url)
+    config = make_config(url)
+    add_contacts(db, n, distinct_addresses=True)
+    fire(db, config)
+    log = Path(dbs.tmp / f"fake-ours-{kind}-{workers}.txt")
+    fake, twilio_url = fake_twilio_proc(log)
+    env = worker_env(url, twilio_url, 100000)
+    procs = [start_worker(env, f"bench-w{i}") for i in range(workers)]
+    try:
+        assert wait(lambda: state_count(db, Outbox.QUEUED) < n, timeout=120, interval=0.01), "no worker claimed"
+        t = time.perf_counter()
+        assert wait(lambda: sent_count(db) >= n, timeout=900, interval=0.02), "not all sent"
+        rate = n / (time.perf_counter() - t)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+    got = recipients(fake, log)
+    assert len(got) == n and sum(got.values()) == n, "every recipient exactly once"
+    db.dispose()
+    return rate
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
 def bench_dispatch(dbs: Databases, quick: bool) -> list[Result]:
     out = []
     kind = dbs.kinds()[-1]  # PostgreSQL when available: several workers claim with SKIP LOCKED
@@ -300,40 +337,32 @@ def bench_dispatch(dbs: Databases, quick: bool) -> list[Result]:
 
     if not _part("throughput"):
         return _rest(dbs, kind, quick, out)
-    # throughput, ours: 1 and 2 `lanpya worker` processes (2 shared cores)
-    rates = {}
-    for workers in (1, 2):
-        url = dbs.new(kind)
-        db = Database(url)
-        config = make_config(url)
-        add_contacts(db, n, distinct_addresses=True)
-        fire(db, config)
-        log = Path(dbs.tmp / f"fake-ours-{workers}.txt")
-        fake, twilio_url = fake_twilio_proc(log)
-        env = worker_env(url, twilio_url, 100000)
-        t = time.perf_counter()
-        procs = [start_worker(env, f"bench-w{i}") for i in range(workers)]
-        wait(lambda d=db: sent_count(d) >= n, timeout=900, interval=0.2)
-        rates[workers] = n / (time.perf_counter() - t)
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
-        got = recipients(fake, log)
-        assert len(got) == n and sum(got.values()) == n, "every recipient exactly once"
-        db.dispose()
-    ours = max(rates.values())
-    out.append(Result(AREA, f"dispatch, no rate limit ({kind}, {n:,} msgs, each recipient once)", ">= 1,000 msg/s",
-                      " / ".join(f"{w} worker(s) {r:,.0f} msg/s" for w, r in rates.items()), ours >= 1000))
-    # the naive loop over the same audience
+    # the naive loop over the same kind of audience, first (a fresh fake; the same contacts)
+    url = dbs.new(kind)
+    db = Database(url)
+    make_config(url)
+    add_contacts(db, n, distinct_addresses=True)
+    db.dispose()
     log2 = Path(dbs.tmp / "fake-naive.txt")
     fake2, twilio_url2 = fake_twilio_proc(log2)
     proc = naive_loop_proc(url, twilio_url2, n)
     line = proc.communicate(timeout=900)[0].strip().split()
     naive = int(line[0]) / float(line[1])
-    recipients(fake2, log2)
+    assert len(recipients(fake2, log2)) == n
+    naive_load = _load()
+    # ours: 1 and 2 `lanpya worker` processes (2 shared cores) on each engine; SQLite has
+    # one writer, so one worker there
+    best = 0.0
+    for engine_kind in dbs.kinds():
+        rates = {w: _dispatch_rate(dbs, engine_kind, n, w) for w in ((1,) if engine_kind == "sqlite" else (1, 2))}
+        ours = max(rates.values())
+        best = max(best, ours) if engine_kind == kind else best
+        out.append(Result(AREA, f"dispatch, no rate limit ({engine_kind}, {n:,} msgs, each recipient once)",
+                          ">= 1,000 msg/s",
+                          " / ".join(f"{w} worker(s) {r:,.0f} msg/s" for w, r in rates.items()) + f" ({_load()})",
+                          ours >= 1000))
     out.append(Result(AREA, "naive loop of client.messages.create, same audience", "ours >= naive",
-                      f"{naive:,.0f} msg/s (ours {ours / naive:.2f}x)", ours >= naive))
+                      f"{naive:,.0f} msg/s (ours on {kind} {best / naive:.2f}x; {naive_load})", best >= naive))
     return _rest(dbs, kind, quick, out)
 
 
@@ -424,12 +453,16 @@ def bench_kill_drill(dbs: Databases, kind: str, n: int) -> list[Result]:
     fake, twilio_url = fake_twilio_proc(log)
     env = worker_env(url, twilio_url, 100000)
     in_flight = []
+    kill_rng = random.Random(7)
     t = time.perf_counter()
     for k in range(10):
         name = f"bench-kill-{k}"
         w = start_worker(env, name)
         target = (k + 1) * n // 12
         wait(lambda tgt=target: sent_count(db) >= tgt, timeout=600, interval=0.02)
+        # the count moves when a batch's outcomes commit, so killing right then would
+        # always find the worker between batches: kill at a random point after it
+        time.sleep(kill_rng.uniform(0.0, 0.25))
         os.kill(w.pid, signal.SIGKILL)
         w.wait(10)
         with db.session() as s:
