@@ -33,7 +33,7 @@ from conversations import claim, limits
 from conversations.handle import Handler
 from conversations.rasa import RasaClient, RasaReplicas, rasa_for
 from conversations.services import Answers, module
-from lanpya import clock, wakeup
+from lanpya import clock, leases, wakeup
 from lanpya.config import Config
 from lanpya.db import Database
 from lanpya.models import Heartbeat
@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 5.0
 FLOOD_CHECK_EVERY_S = 2.0
 SPOOL_EVERY_S = 5.0
+#: how often to look for dead workers' held rows (lanpya.leases)
+RECLAIM_EVERY_S = 10.0
 #: idle wait between polls of the inbound queue and the outbox
 POLL_S = 0.05
 #: outbox rows sent per channel per dispatch pass
@@ -87,6 +89,8 @@ class Worker:
         self._last: dict[str, float] = {}
         #: outcomes, counted (for tests and the heartbeat detail)
         self.outcomes: dict[str, int] = {}
+        #: since when this worker's heartbeats have succeeded without a break (None: failing)
+        self.beating_since = None
 
     # ------------------------------------------------------------------
     def _due(self, what: str, every: float) -> bool:
@@ -157,7 +161,18 @@ class Worker:
                     )
                 )
         except Exception:
+            self.beating_since = None
             logger.exception("heartbeat failed")
+            return
+        if self.beating_since is None:
+            self.beating_since = clock.now()
+
+    def reclaim_dead(self) -> None:
+        """Requeue what workers that stopped beating still hold (a kill -9)."""
+        try:
+            leases.reclaim_from_dead(self.db, self.name, self.beating_since)
+        except Exception:
+            logger.exception("reclaiming from dead workers failed")
 
     def check_flood(self) -> None:
         try:
@@ -184,6 +199,8 @@ class Worker:
             work += self.dispatch()
         if self._due("heartbeat", HEARTBEAT_EVERY_S):
             self.heartbeat()
+        if self._due("reclaim", RECLAIM_EVERY_S):
+            self.reclaim_dead()
         return work
 
     def poll_interval(self) -> float:
