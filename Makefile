@@ -18,8 +18,10 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check lanpya webhook conversations campaigns
 
+# the benchmarks want PostgreSQL (and Redis for the drills); these are the local defaults
 bench: setup
-	.venv/bin/python -m bench
+	TEST_POSTGRES_URL=$${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test} \
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} .venv/bin/python -m bench
 
 clean:
 	rm -rf var bot/models .pytest_cache
