@@ -18,3 +18,12 @@ class Result:
     @property
     def verdict(self) -> str:
         return "-" if self.passed is None else ("pass" if self.passed else "FAIL")
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of ``values``; NaN when empty."""
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
+    return values[k]

@@ -52,18 +52,22 @@ def main(argv: list[str] | None = None) -> int:
     only = [m for m in args.only.split(",") if m]
     results: list[Result] = []
     started = time.monotonic()
+    durations: dict[str, float] = {}
     for name in MODULES:
         if only and name not in only:
             continue
         if not (ROOT / "bench" / f"{name}.py").exists():
             continue
         print(f"--- {name}", flush=True)
+        module_started = time.monotonic()
         try:
             module = importlib.import_module(f"bench.{name}")
             results += module.run(quick=args.quick)
         except Exception as exc:  # noqa: BLE001 - one broken bench must not hide the others
             traceback.print_exc()
             results.append(Result(name, "benchmark ran", "completes", f"error: {exc}"[:80], False))
+        durations[name] = (time.monotonic() - module_started) / 60
+        print(f"--- {name}: {durations[name]:.1f} min", flush=True)
     elapsed = time.monotonic() - started
     out = table(results)
     print(out)
@@ -74,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         head = (
             "# Benchmarks\n\nWritten by `python -m bench` (`make bench`); do not edit the table by hand.\n\n"
             f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n- machine: {machine()}\n"
-            f"- command: `{command}`\n- duration: {elapsed / 60:.1f} min\n\n"
+            f"- command: `{command}`\n- duration: {elapsed / 60:.1f} min "
+            f"({', '.join(f'{n} {m:.1f}' for n, m in durations.items())})\n\n"
         )
         notes = ""
         if doc.exists() and "\n## Notes" in doc.read_text():

@@ -92,14 +92,6 @@ class Counts:
         )
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
-    return values[k]
-
-
 def segment_of(t: float, segments: list[tuple[str, float, float]]) -> str:
     for name, start, end in segments:
         if start <= t < end:

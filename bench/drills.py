@@ -74,8 +74,8 @@ from urllib.parse import urlencode
 import requests
 from twilio.request_validator import RequestValidator
 
-from bench import Result
-from bench.drill_check import Arrival, InRow, OutRow, Webhook, campaign_check, check, pct
+from bench import Result, pct
+from bench.drill_check import Arrival, InRow, OutRow, Webhook, campaign_check, check
 from bench.e2e import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, QUESTIONS
 from bench.e2e_stack import (
     Proc,

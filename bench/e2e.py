@@ -40,7 +40,7 @@ from pathlib import Path
 import requests
 from twilio.request_validator import RequestValidator
 
-from bench import Result
+from bench import Result, pct
 from bench.e2e_stack import (
     ROOT,
     actions_proc,
@@ -110,14 +110,6 @@ class Side:
             return 0.0
         start = min(s.t_send for s in self.sent)
         return len(done) / max(max(done) - start, 1e-9)
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
-    return values[k]
 
 
 def make_fake_twilio():

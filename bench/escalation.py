@@ -42,8 +42,8 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from bench import Result
-from bench.e2e import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, database_url, pct
+from bench import Result, pct
+from bench.e2e import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, database_url
 from bench.e2e_stack import APP_BIN, Proc, base_env, free_port, wait_http, web_proc, worker_proc
 
 AGENT1, AGENT2, SUPERVISOR = "+959250009001", "+959250009002", "+959250009003"
