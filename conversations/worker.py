@@ -48,7 +48,7 @@ RECLAIM_EVERY_S = 10.0
 #: idle wait between polls of the inbound queue and the outbox
 POLL_S = 0.05
 #: outbox rows sent per channel per dispatch pass
-DISPATCH_BATCH = 50
+DISPATCH_BATCH = 200
 #: database connections a worker process keeps (plus one listening)
 POOL_CONNECTIONS = 15
 #: idle wait between polls of the inbound queue while LISTEN wakes the worker
