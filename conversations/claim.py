@@ -161,6 +161,14 @@ def _take_statement():
     )
 
 
+def _backlog_pick(rows, waiting: int | None) -> Claim | None:
+    """A screening claim for the contact's backlogged message, if it is still unscreened."""
+    row = next((r for r in rows if r.id == waiting), None) if waiting is not None else None
+    if row is not None and row.state == Inbound.QUEUED and row.screened_at is None:
+        return Claim(row.id, screen=True)
+    return None
+
+
 def claim(db: Database, owner: str, limit: int, lease: timedelta = LEASE) -> list[Claim]:
     """Claim up to ``limit`` messages, at most one per contact."""
     if limit <= 0:
@@ -198,15 +206,9 @@ def claim(db: Database, owner: str, limit: int, lease: timedelta = LEASE) -> lis
             ):
                 continue  # a worker has this contact
             head = rows[0]
-            pick: Claim | None = None
-            waiting = backlog.get(contact_id)
-            if waiting is not None and backlog_budget > 0:
-                row = next((r for r in rows if r.id == waiting), None)
-                if row is not None and row.state == Inbound.QUEUED and row.screened_at is None:
-                    backlog_budget -= 1
-                    pick = Claim(row.id, screen=True)
+            pick = _backlog_pick(rows, backlog.get(contact_id)) if backlog_budget > 0 else None
             if pick is not None:
-                pass
+                backlog_budget -= 1
             elif (
                 head.state == Inbound.PROCESSING
                 or head.next_attempt_at is None

@@ -498,22 +498,21 @@ class Handler:
             return "answered"
 
     # --- Rasa is away -----------------------------------------------------------
+    def _ack_case(self, s: Session, msg: Inbound, contact: Contact, plan: Plan) -> None:
+        """Tell a reporter their case is open (once per case), before Rasa answers."""
+        if plan.case_id is not None:
+            self._reply(
+                s, msg, contact, "case_ack", plan.language,
+                dedupe=f"case_ack:{plan.case_id}", case_id=plan.case_id,
+            )
+
     def _screened(self, inbound_id: int, plan: Plan) -> str:
         with self.db.session() as s:
             msg = self._fenced(s, inbound_id)
             if msg is None:
                 return "lost-lease"
             contact = s.get(Contact, msg.contact_id)
-            if plan.case_id is not None:
-                self._reply(
-                    s,
-                    msg,
-                    contact,
-                    "case_ack",
-                    plan.language,
-                    dedupe=f"case_ack:{plan.case_id}",
-                    case_id=plan.case_id,
-                )
+            self._ack_case(s, msg, contact, plan)
             msg.screened_at = clock.now()
             msg.state = Inbound.QUEUED
             msg.lease_owner = None
@@ -535,17 +534,8 @@ class Handler:
             msg.lease_until = None
             msg.error = f"rasa: {reason}"[:200]
             outcome = "retry"
-            if plan.case_id is not None:
-                # a report while Rasa is away: the case is open; tell them so, once
-                self._reply(
-                    s,
-                    msg,
-                    contact,
-                    "case_ack",
-                    plan.language,
-                    dedupe=f"case_ack:{plan.case_id}",
-                    case_id=plan.case_id,
-                )
+            # a report while Rasa is away: the case is open; tell them so, once
+            self._ack_case(s, msg, contact, plan)
             if now - msg.received_at >= timedelta(seconds=cfg.holding_reply_after_s):
                 already = s.scalar(
                     select(
