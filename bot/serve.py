@@ -94,13 +94,18 @@ def train(force: bool = False) -> Path:
     return target
 
 
+#: Rasa's SQL tracker store with a per-sender cache of the current session
+#: (bot/channels/tracker_store.py); same table and settings as type "SQL"
+TRACKER_STORE = "channels.tracker_store.LanpyaTrackerStore"
+
+
 def tracker_store() -> dict:
     url = env("RASA_TRACKER_URL", f"sqlite:///{var_dir() / 'rasa-tracker.db'}")
     parsed = urlparse(url)
     if parsed.scheme.startswith("sqlite"):
-        return {"type": "SQL", "dialect": "sqlite", "db": url.split("///", 1)[1]}
+        return {"type": TRACKER_STORE, "dialect": "sqlite", "db": url.split("///", 1)[1]}
     store = {
-        "type": "SQL",
+        "type": TRACKER_STORE,
         "dialect": "postgresql",
         # Rasa passes the endpoint's "url" as the store's host ("host" here would be given twice)
         "url": parsed.hostname or "127.0.0.1",
@@ -151,7 +156,22 @@ def write_endpoints() -> Path:
     return path
 
 
+def check_custom_modules() -> None:
+    """Import the custom tracker store and NLG before Rasa does: Rasa replaces a
+    tracker store it cannot import with an in-memory one (every conversation
+    would be forgotten at the next restart) and only warns."""
+    sys.path.insert(0, str(BOT))
+    try:
+        import channels.nlg  # noqa: F401
+        import channels.tracker_store  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - refuse to start, loudly
+        sys.exit(f"bot/channels cannot be imported ({type(exc).__name__}: {exc}); not starting Rasa")
+    finally:
+        sys.path.remove(str(BOT))
+
+
 def serve_rasa() -> None:
+    check_custom_modules()
     model = train()
     endpoints = write_endpoints()
     port = env("RASA_PORT", "5005")

@@ -49,6 +49,10 @@ MEDIA_KINDS = ("media", "sticker", "location", "image", "video", "file", "contac
 
 #: intents that must always leave an open case behind
 REPORT_INTENTS = ("report_concern", "emergency")
+#: the conversation languages (lanpya.content.LANGUAGES; not imported: see services)
+LANGUAGES = ("en", "my", "kac", "shn")
+#: Answers.answer's own arguments: never taken from Rasa's variables
+RENDER_ARGS = frozenset({"key", "language", "channel", "self"})
 
 
 @cache
@@ -459,10 +463,9 @@ class Handler:
                 self._finish(msg, Inbound.DONE, error="opted out")
                 return "opted-out"
             for m in reply.messages:
-                body = (m.get("text") or "").strip()
+                body, extra = self._rendered(m, plan.language, contact.channel)
                 if not body:
                     continue
-                extra = {"buttons": m["buttons"]} if m.get("buttons") else None
                 outbox.enqueue(
                     s,
                     body=body,
@@ -496,6 +499,27 @@ class Handler:
                 )
             self._finish(msg, Inbound.DONE)
             return "answered"
+
+    def _rendered(self, m: dict, language: str, channel: str) -> tuple[str, dict | None]:
+        """One of Rasa's messages as the text to send. A response comes as its key,
+        the language the turn left the conversation in and its placeholder values
+        (bot/channels/nlg.py): rendered here from the content files; an unknown key
+        gets the default answer. A literal text passes as it is."""
+        key = m.get("response")
+        if not (isinstance(key, str) and key):
+            body = (m.get("text") or "").strip()
+            return body, ({"buttons": m["buttons"]} if m.get("buttons") else None)
+        lang = m.get("language") if m.get("language") in LANGUAGES else language
+        raw = m.get("variables") if isinstance(m.get("variables"), dict) else {}
+        variables = {
+            k: v for k, v in raw.items()
+            if isinstance(k, str) and k not in RENDER_ARGS and isinstance(v, (str, int, float))
+        }
+        body = self.answers.answer(key, lang, channel=channel, **variables)
+        if body is None:
+            body = self.answers.answer("utter_default", lang, channel=channel)
+        buttons = self.answers.buttons(key, lang) if channel == "viber" else []
+        return (body or "").strip(), ({"buttons": buttons} if buttons else None)
 
     # --- Rasa is away -----------------------------------------------------------
     def _ack_case(self, s: Session, msg: Inbound, contact: Contact, plan: Plan) -> None:

@@ -80,6 +80,11 @@ class Answers:
             logger.exception("content answer %r failed", key)
             return None
 
+    def buttons(self, key: str, language: str) -> list[dict]:
+        """The Viber buttons that go with an answer (none if content is missing)."""
+        mod = module("lanpya.content")
+        return mod.viber_buttons(key, language) if mod is not None else []
+
     def lexicon_match(self, text: str, language: str):
         content = self.content
         if content is None or not text:

@@ -52,6 +52,23 @@ HOTLINE_PLACEHOLDER = "[HOTLINE NUMBER NOT SET]"
 #: filled by the caller at render time (a missing one renders as "")
 RUNTIME_VARS = frozenset({"case_id", "severity", "url", "township", "agency", "language_name"})
 
+#: Rasa tracker slots that may fill a placeholder ({township} picks the MRC);
+#: bot/channels/nlg.py has the same list (it cannot import this package)
+SLOT_VARIABLES = ("township", "case_id")
+#: answers whose Viber version offers YES / NO buttons
+YES_NO_KEYS = frozenset({"utter_ask_in_danger", "utter_ask_callback", "utter_ask_consent", "utter_delete_confirm"})
+_YES_NO_LABELS = {"en": ("Yes", "No"), "my": ("ဟုတ်ကဲ့", "မဟုတ်ပါ"), "kac": ("Re", "N re"), "shn": ("ၸႂ်ႈ", "ဢမ်ႇၸႂ်ႈ")}
+
+
+def viber_buttons(key: str, language: str) -> list[dict]:
+    """The Viber buttons offered with an answer (YES / NO for the form's questions).
+    The report form reads the words (bot/actions/words.py), not intents."""
+    if key in YES_NO_KEYS:
+        yes, no = _YES_NO_LABELS.get(language, _YES_NO_LABELS["en"])
+        return [{"title": yes, "payload": "yes"}, {"title": no, "payload": "no"}]
+    return []
+
+
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _BRACE = re.compile(r"[{}]")
 
@@ -339,11 +356,25 @@ class Content:
         """The most severe risk term in ``text``, or None.
 
         The contact's language is searched first, then every other language
-        (people mix languages and scripts). Strong terms always count. Weak
+        (people mix languages and scripts). Strong terms count (but see below). Weak
         terms (topic words such as "trafficking", "missing") count only in a
         message about someone ("my", "sister", "ငါ့" ... the personal_markers)
         that is not a general question ("what are the signs of ..."); so
-        "what is trafficking" does not escalate, "my sister was trafficked" does."""
+        "what is trafficking" does not escalate, "my sister was trafficked" does.
+        Help-seeking phrases ("what should I do": help_questions) do not make
+        a message a general question.
+
+        Two narrower exemptions, so that escalation stays the default:
+
+        - a term with ``not_after`` does not count where it directly follows
+          one of those words (particles between allowed): "lost" after a
+          thing ("the phone ... lost"), "phone off" after "my";
+        - no term, even a strong one, counts when it is asked about as a topic:
+          the message has a generic question (generic_questions: "... is it
+          trafficking?", "... is it legal?"), every place of the term is
+          nominalised ("taking phones -တာ", "-ရင်"), and no personal marker
+          is left outside the term ("my sister's phone was taken, is it
+          trafficking?" still escalates)."""
         if not text:
             return None
         self.refresh()
@@ -358,15 +389,18 @@ class Content:
         order = [language] if language in LANGUAGES else []
         order += [lang for lang in LANGUAGES if lang not in order]
         lexicon = self._state.lexicon
-        is_question = any(_guard_hit(g, folded, squashed) for lang in LANGUAGES for g in lexicon[lang]["guards"])
-        personal = any(_guard_hit(g, folded, squashed) for lang in LANGUAGES for g in lexicon[lang]["personal"])
+        every = _every_language(lexicon)
+        q_folded, q_squashed = _without(every["help"], folded, squashed)
+        is_question = any(_guard_hit(g, q_folded, q_squashed) for g in every["guards"])
+        personal = any(_guard_hit(g, folded, squashed) for g in every["personal"])
+        generic = any(_guard_hit(g, folded, squashed) for g in every["generic"])
         weak_ok = personal and not is_question
         best: RiskHit | None = None
         for lang in order:
             for term in lexicon[lang]["terms"]:
                 if term["weak"] and not weak_ok and not (term["alone"] and folded == term["folded"]):
                     continue
-                if _term_hit(term, tokens, squashed, starts):
+                if _term_hit(term, tokens, squashed, starts) and _term_counts(term, folded, squashed, every, generic):
                     hit = RiskHit(term["category"], term["severity"], term["term"], lang)
                     if best is None or SEVERITY_RANK[hit.severity] > SEVERITY_RANK[best.severity]:
                         best = hit
@@ -464,6 +498,78 @@ def _term_hit(term: dict, tokens: list[str], squashed: str, starts: dict[str, li
         return True
     # "lockedin", "sold to  china" with odd spacing
     return "*" not in words and len(term["squashed"]) >= 8 and term["squashed"] in squashed
+
+
+def _every_language(lexicon: dict) -> dict[str, list]:
+    """The guard lists of all languages together (people mix them)."""
+    return {
+        key: [item for lang in LANGUAGES for item in lexicon[lang][key]]
+        for key in ("guards", "personal", "generic", "help", "particles", "auxiliaries", "nominalisers")
+    }
+
+
+def _without(phrases: list[dict], folded: str, squashed: str) -> tuple[str, str]:
+    for p in phrases:
+        folded = f" {folded} ".replace(f" {p['folded']} ", " | ").strip()
+        squashed = squashed.replace(p["squashed"], "|")
+    return folded, squashed
+
+
+def _places(needle: str, haystack: str) -> list[int]:
+    found, i = [], haystack.find(needle)
+    while i >= 0:
+        found.append(i)
+        i = haystack.find(needle, i + 1)
+    return found
+
+
+def _strip_end(text: str, words: list[dict], times: int = 3) -> str:
+    for _ in range(times):
+        word = next((w["squashed"] for w in words if text.endswith(w["squashed"]) and text != w["squashed"]), None)
+        if word is None:
+            break
+        text = text[: -len(word)]
+    return text
+
+
+def _strip_start(text: str, words: list[dict], times: int = 3) -> str:
+    for _ in range(times):
+        word = next((w["squashed"] for w in words if text.startswith(w["squashed"])), None)
+        if word is None:
+            break
+        text = text[len(word) :]
+    return text
+
+
+def _term_counts(term: dict, folded: str, squashed: str, every: dict, generic: bool) -> bool:
+    """A term that matched still counts unless every place of it is exempt
+    (see ``Content.lexicon_match``). A term matched only as separate words
+    (a misspelling, a "*" gap) cannot be placed, so it counts."""
+    places = _places(term["squashed"], squashed) if "*" not in term["tokens"] else []
+    if not places:
+        return True
+    if term["not_after"]:
+        places = [
+            i
+            for i in places
+            if not any(_strip_end(squashed[:i], every["particles"]).endswith(w) for w in term["not_after"])
+        ]
+        if not places:
+            return False
+    if generic:
+        end = len(term["squashed"])
+        asked_as_topic = all(
+            any(
+                _strip_start(squashed[i + end :], every["auxiliaries"]).startswith(n["squashed"])
+                for n in every["nominalisers"]
+            )
+            for i in places
+        )
+        if asked_as_topic:
+            rest_folded, rest_squashed = _without([term], folded, squashed)
+            if not any(_guard_hit(g, rest_folded, rest_squashed) for g in every["personal"]):
+                return False
+    return True
 
 
 def _guard_hit(guard: dict, folded: str, squashed: str) -> bool:
@@ -647,10 +753,25 @@ def _load_lexicon(directory: Path) -> dict[str, dict]:
                 raise ContentError(f"{path}: {where} ({t['term']}): category must be one of {CATEGORIES}")
             if t.get("severity") not in SEVERITIES:
                 raise ContentError(f"{path}: {where} ({t['term']}): severity must be one of {SEVERITIES}")
+            not_after = t.get("not_after") or []
+            if not isinstance(not_after, list) or not all(isinstance(w, str) and w.strip() for w in not_after):
+                raise ContentError(f"{path}: {where} ({t['term']}): not_after must be a list of words")
             terms.append(_compile_term(path, t["term"], t))
-        guards = [_compile_term(path, g, {}) for g in data.get("question_guards") or []]
-        personal = [_compile_term(path, g, {}) for g in data.get("personal_markers") or []]
-        out[lang] = {"terms": terms, "guards": guards, "personal": personal}
+        lists = {
+            "guards": "question_guards",
+            "personal": "personal_markers",
+            "generic": "generic_questions",
+            "help": "help_questions",
+            "particles": "particles",
+            "auxiliaries": "auxiliaries",
+            "nominalisers": "nominalisers",
+        }
+        out[lang] = {"terms": terms}
+        for key, name in lists.items():
+            words = data.get(name) or []
+            if not isinstance(words, list):
+                raise ContentError(f"{path}: {name}: expected a list")
+            out[lang][key] = [_compile_term(path, g, {}) for g in words]
     return out
 
 
@@ -671,6 +792,8 @@ def _compile_term(path: Path, raw: Any, spec: dict) -> dict:
         "severity": spec.get("severity"),
         "weak": bool(spec.get("weak", False)),
         "alone": bool(spec.get("alone", False)),
+        # squashed words this term must not directly follow ("lost" after a thing)
+        "not_after": tuple(fold(w).replace(" ", "") for w in spec.get("not_after") or ()),
     }
 
 

@@ -168,7 +168,7 @@ def test_rasa_builds_its_postgresql_tracker_store_from_the_endpoints_bot_serve_w
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         engine.dispose()
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-3:] == ["SQLTrackerStore", "127.0.0.1", name]
+    assert out.stdout.split()[-3:] == ["LanpyaTrackerStore", "127.0.0.1", name]
 
 
 def test_a_reply_still_in_the_outbox_is_unanswered_not_lost():

@@ -73,6 +73,36 @@ def test_multiple_bot_messages_become_ordered_outbox_rows(config, db, rasa, cloc
     assert replies(db, inbound_id) == ["first", "second", "third"]
 
 
+def test_response_keys_are_rendered_from_the_content_in_the_turns_language(config, db, rasa, clock):
+    """Rasa's custom channel sends a response as its key (bot/channels/nlg.py): the worker
+    renders it in the language the turn left, with the slots' values; an unknown key
+    gets the default answer, never silence; a Viber question gets YES / NO buttons."""
+    from lanpya.content import Content
+
+    content = Content.load(config.content_dir, config)
+    rasa.scripted["hello"] = {"messages": [
+        {"response": "utter_greet", "language": "my"},
+        {"response": "utter_find_mrc", "language": "en", "variables": {"township": "Bhamo", "channel": "x"}},
+        {"response": "utter_no_such_answer", "language": "kac"},
+        {"text": "a literal text"},
+    ]}
+    inbound_id = say(db, "hello")
+    rasa.scripted["yes?"] = {"messages": [{"response": "utter_ask_in_danger", "language": "kac"}]}
+    viber_id = say(db, "yes?", sender="viber-user-1", channel="viber")
+    make_worker(config, db, rasa).drain()
+    assert replies(db, inbound_id) == [
+        content.answer("utter_greet", "my"),
+        content.answer("utter_find_mrc", "en", township="Bhamo"),
+        content.answer("utter_default", "kac"),
+        "a literal text",
+    ]
+    assert "Bhamo" in replies(db, inbound_id)[1]
+    with db.session() as s:
+        row = s.scalar(select(Outbox).where(Outbox.inbound_id == viber_id))
+        assert row.body == content.answer("utter_ask_in_danger", "kac", channel="viber")
+        assert [b["payload"] for b in (row.extra or {})["buttons"]] == ["yes", "no"]
+
+
 def test_rasa_down_loses_nothing_and_answers_after_restart(config, db, rasa, clock):
     rasa.stop()
     first = say(db, "is this agency licensed", n=1)

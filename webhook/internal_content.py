@@ -17,20 +17,12 @@ import logging
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from lanpya.content import LANGUAGES, Content, ContentError
+from lanpya.content import LANGUAGES, SLOT_VARIABLES, Content, ContentError, viber_buttons
 from webhook.ext import config, internal_only
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("internal_content", __name__, url_prefix="/internal")
-
-#: tracker slots that may fill a placeholder ({township} picks the MRC)
-SLOT_VARIABLES = ("township", "case_id")
-#: answers that offer the menu as Viber buttons
-MENU_BUTTON_KEYS = {"utter_menu"}
-#: answers whose Viber version offers YES / NO buttons
-YES_NO_KEYS = {"utter_ask_in_danger", "utter_ask_callback", "utter_ask_consent", "utter_delete_confirm"}
-
 
 def _content() -> Content:
     """The process's content, loaded on first use. Content re-reads its files by
@@ -90,20 +82,10 @@ def nlg():
         logger.exception("nlg: content failed to load")
         abort(500)
     out: dict = {"text": text}
-    if channel == "viber":
-        buttons = _buttons(content, key, language)
-        if buttons:
-            out["buttons"] = buttons
+    buttons = viber_buttons(key, language) if channel == "viber" else []
+    if buttons:
+        out["buttons"] = buttons
     return jsonify(out)
-
-
-def _buttons(content: Content, key: str, language: str) -> list[dict]:
-    if key in YES_NO_KEYS:
-        labels = {"en": ("Yes", "No"), "my": ("ဟုတ်ကဲ့", "မဟုတ်ပါ"), "kac": ("Re", "N re"), "shn": ("ၸႂ်ႈ", "ဢမ်ႇၸႂ်ႈ")}
-        yes, no = labels.get(language, labels["en"])
-        # the report form reads the words (bot/actions/words.py), not intents
-        return [{"title": yes, "payload": "yes"}, {"title": no, "payload": "no"}]
-    return []
 
 
 @bp.get("/agencies")

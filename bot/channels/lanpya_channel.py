@@ -7,12 +7,18 @@ Request (docs/interfaces.md, "Worker → Rasa")::
 
 Reply::
 
-    {"messages": [{"text": ...}, ...], "intent": "report_concern",
-     "confidence": 0.93, "language": "my", "case_id": 12}
+    {"messages": [{"response": "utter_greet", "language": "my",
+                   "variables": {"township": "Lashio"}}, {"text": ...}, ...],
+     "intent": "report_concern", "confidence": 0.93, "language": "my", "case_id": 12}
 
-``intent``/``confidence`` are the latest user message's, ``language`` and
-``case_id`` the tracker's slots after the turn (read from the agent's
-tracker store). The sender is a random contact id, never a phone number.
+A response from the domain comes as its key, the conversation's language at
+that point of the turn and its placeholder values: the worker renders it
+from the content files (bot/channels/nlg.py). A literal text (none today)
+comes as ``text``. ``intent``/``confidence`` are the latest user message's,
+``language`` and ``case_id`` the tracker's slots after the turn (the tracker
+the turn saved: bot/channels/tracker_store.py; read back from the store
+only if that is not at hand). The sender is a random contact id, never a
+phone number.
 
 A lone menu digit (1-9, Burmese ၁-၉, Shan ႑-႙) outside a form is the menu
 choice in bot/menu.yml, in every language: it is rewritten to ``/<intent>``.
@@ -40,6 +46,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels import speedups  # noqa: F401 - applied when Rasa loads this channel
+from channels.tracker_store import unwrap
+
 logger = logging.getLogger(__name__)
 
 MENU_FILE = Path(__file__).resolve().parent.parent / "menu.yml"
@@ -59,6 +68,33 @@ def menu_choice(text: str, menu: Dict[int, str]) -> Optional[str]:
     if not match:
         return None
     return menu.get(int(match.group(1)))
+
+
+class LanpyaOutput(CollectingOutputChannel):
+    """Collects the turn's messages; a deferred response (bot/channels/nlg.py)
+    is kept as its key, language and variables for the worker to render."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "lanpya"
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        custom = message.get("custom")
+        if isinstance(custom, dict) and isinstance(custom.get("lanpya"), dict):
+            deferred = custom["lanpya"]
+            out: Dict[Text, Any] = {"response": deferred.get("response")}
+            if deferred.get("language"):
+                out["language"] = deferred["language"]
+            if deferred.get("variables"):
+                out["variables"] = deferred["variables"]
+            await self._persist_message(out)
+            return
+        await super().send_response(recipient_id, message)
+
+
+def _saved_tracker(agent: Any, sender: str) -> Any:
+    take = getattr(unwrap(agent.tracker_store), "take_saved", None)
+    return take(sender) if take is not None else None
 
 
 class LanpyaInput(InputChannel):
@@ -119,7 +155,7 @@ class LanpyaInput(InputChannel):
                 if before is None or before.active_loop_name is None:
                     text = f"/{intent}"
 
-            collector = CollectingOutputChannel()
+            collector = LanpyaOutput()
             try:
                 await on_new_message(UserMessage(
                     text, collector, sender, input_channel=self.name(), metadata=metadata or {},
@@ -128,7 +164,7 @@ class LanpyaInput(InputChannel):
                 logger.exception("handling a message failed")
                 return response.json({"error": "message not handled"}, status=500)
 
-            tracker = await agent.tracker_store.retrieve(sender)
+            tracker = _saved_tracker(agent, sender) or await agent.tracker_store.retrieve(sender)
             latest = (tracker.latest_message.intent if tracker and tracker.latest_message else {}) or {}
             messages = [
                 {k: v for k, v in m.items() if k != "recipient_id" and v is not None}
