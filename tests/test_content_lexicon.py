@@ -75,6 +75,17 @@ REPORTS = [
     Report("my", "di nya yaung mal tae", "trafficking", "emergency"),
     Report("my", "ngar ko yaung tot mal", "trafficking", "emergency"),
     Report("my", "သူ့ကို ရောင်းတော့မယ်", "trafficking", "emergency"),  # weak term, သူ့ marks a person
+    # issue 4, second round: a relative's phone off; help-seeking is not a general question;
+    # a question that is also a personal report, or tells (…တယ်) rather than asks (…တာ), still escalates
+    Report("my", "အစ်ကို ဖုန်းပိတ်နေတာ တစ်ပတ်ရှိပြီ", "missing_person"),
+    Report("my", "သမီးရဲ့ နံပါတ်လည်း ပိတ်သွားပြီ", "missing_person"),
+    Report("my", "ယောက်ျားဆီ ခေါ်လို့မရတော့ဘူး ဆယ်ရက်ရှိပြီ", "missing_person"),
+    Report("my", "ညီလေး ပျောက်နေတယ် ဘယ်လိုလုပ်ရမလဲ", "missing_person"),
+    Report("my", "ညီမရဲ့ ဖုန်းသိမ်းထားတာ လူကုန်ကူးမှုလား", "trafficking"),
+    Report("my", "အခု အခန်းထဲ ပိတ်ထားတယ် ဒါ လူကုန်ကူးမှုလား", "trafficking", "emergency"),
+    Report("my", "ညီမ ဖုန်းလည်းပျောက် လူလည်းပျောက်နေတယ်", "missing_person"),  # the second ပျောက် is a person
+    Report("my", "ကုမ္ပဏီက ဖုန်းသိမ်းထားတယ် ဥပဒေနဲ့ညီလား", "trafficking"),  # told, not asked about
+    Report("my", "သမီးကို အသက်ကြီးတဲ့လူနဲ့ ပေးစားလိုက်ကြတယ်", "forced_marriage"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -131,6 +142,14 @@ HARMLESS = [
     ("my", "အလုပ်ရှင်က ပတ်စပို့ သိမ်းထားရင် ဥပဒေနဲ့ ညီလား"),
     ("my", "passport ယူထားတာ လူကုန်ကူးမှု လက္ခဏာလား"),
     ("my", "လစာ မပေးရင် ဘယ်ကိုတိုင်ရလဲ"),
+    # issue 4, second round: a strong term asked about as a topic; things lost; the sender's own phone
+    ("my", "ကုမ္ပဏီက ဖုန်းသိမ်းတာ ဥပဒေနဲ့ညီလား"),
+    ("my", "အလုပ်သမားတွေကို အခန်းထဲ ပိတ်ထားတာ လူကုန်ကူးမှုလား"),
+    ("my", "ကလေးမွေးပေးရင် ငွေပေးမယ်ဆိုတာ ဘာလဲ"),
+    ("my", "အမေ့ လက်စွပ် ပျောက်သွားပြီ"),
+    ("my", "ကြက်ကလေး ပျောက်နေလို့ ရှာနေတယ်"),
+    ("my", "ညီမရဲ့ ဖုန်းပျောက်သွားလို့ အသစ်ဝယ်ရမယ်"),
+    ("my", "ငါ့ ဖုန်းပိတ်သွားတယ် ဘက်ထရီကုန်လို့"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
