@@ -45,8 +45,8 @@ def measure(admin_url: str, messages: int, threads: int) -> dict:
     from conversations import claim as claim_module
     from conversations import handle
     from conversations.rasa import RasaClient
-    from conversations.worker import POOL_CONNECTIONS, Worker
-    from lanpya.db import Database, normalise_url, upgrade
+    from conversations.worker import Worker, worker_database
+    from lanpya.db import normalise_url, upgrade
     from lanpya.ingest import receive
     from lanpya.models import Inbound
     from tests.conftest import make_config
@@ -74,7 +74,7 @@ def measure(admin_url: str, messages: int, threads: int) -> dict:
             sender_limit_per_min=1000,
             new_sender_limit_per_min=100000,
         )
-        db = Database(url, pool_size=POOL_CONNECTIONS, max_overflow=0)
+        db = worker_database(url)
         with db.session() as s:
             for i in range(messages):
                 receive(
