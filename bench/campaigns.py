@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench --only campaigns          # full: 10k/100k (+1M on PostgreSQL), 60 s rate, 10k kill drill
     .venv/bin/python -m bench.campaigns --quick          # 10k/100k, 20 s rate, 2k kill drill
+    .venv/bin/python -m bench.campaigns --parts throughput   # only the dispatch figures (~1 min)
+    .venv/bin/python -m bench.campaigns profile --kind postgres --n 4000   # CPU per message, by part
 
 Figures (SQLite always; PostgreSQL too when ``BENCH_POSTGRES_URL`` or
 ``TEST_POSTGRES_URL`` names a server — each run uses fresh databases):
@@ -509,6 +511,72 @@ def bench_kill_drill(dbs: Databases, kind: str, n: int) -> list[Result]:
     return out
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def profile_dispatch(kind: str, n: int) -> None:
+    """Where a dispatched message's CPU goes: ``dispatch_due`` in this process (the
+    worker's 200-row passes) against the fake Twilio in its own process; the claim,
+    the provider calls and the recording timed with ``time.thread_time`` on the
+    threads that run them, the fake's CPU from /proc."""
+    import threading
+
+    from lanpya.channels import dispatch
+
+    spent = {"claim": 0.0, "provider call": 0.0, "record": 0.0}
+    lock = threading.Lock()
+
+    def timed(name, fn):
+        def call(*a, **kw):
+            t = time.thread_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                with lock:
+                    spent[name] += time.thread_time() - t
+        return call
+
+    dispatch._claim = timed("claim", dispatch._claim)
+    dispatch._call = timed("provider call", dispatch._call)
+    dispatch._record_all = timed("record", dispatch._record_all)
+    dbs = Databases()
+    if kind not in dbs.kinds():
+        raise SystemExit(f"{kind}: set TEST_POSTGRES_URL")
+    try:
+        url = dbs.new(kind)
+        db = Database(url)
+        config = make_config(url)
+        add_contacts(db, n, distinct_addresses=True)
+        fire(db, config)
+        log = Path(dbs.tmp / "fake-profile.txt")
+        fake, twilio_url = fake_twilio_proc(log)
+        try:
+            pconfig = replace(config, twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+                              twilio_from_number=FROM, twilio_api_url=twilio_url, twilio_rate=100000.0,
+                              public_url="http://127.0.0.1:9")
+            dispatch.dispatch_due(db, pconfig, "profile", 200)  # warm: connections, caches
+            for key in spent:
+                spent[key] = 0.0
+            fake0, cpu0, t0, sent = _cpu_seconds(fake.pid), time.process_time(), time.perf_counter(), 0
+            while handled := dispatch.dispatch_due(db, pconfig, "profile", 200):
+                sent += handled
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            fake_cpu = _cpu_seconds(fake.pid) - fake0
+        finally:
+            got = recipients(fake, log)
+        assert len(got) == n and sum(got.values()) == n, "every recipient exactly once"
+        print(f"{kind}: {sent:,} sent in {wall:.2f} s = {sent / wall:,.0f} msg/s in one process ({_load()})")
+        print(f"  worker process CPU {cpu / sent * 1e3:.3f} ms/msg: "
+              + ", ".join(f"{k} {v / sent * 1e3:.3f}" for k, v in spent.items()))
+        print(f"  fake Twilio CPU {fake_cpu / sent * 1e3:.3f} ms/msg")
+        db.dispose()
+    finally:
+        dbs.close()
+
+
 def run(quick: bool = False) -> list[Result]:
     dbs = Databases()
     previous = clock.use(clock.FakeClock(datetime(2026, 3, 2, 4, 0)))
@@ -526,14 +594,22 @@ def run(quick: bool = False) -> list[Result]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.campaigns")
-    parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "naive"])
+    parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "naive", "profile"])
+    parser.add_argument("--kind", default="postgres", choices=["sqlite", "postgres"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--url")
     parser.add_argument("--twilio")
     parser.add_argument("--n", type=int, default=0)
+    parser.add_argument("--parts", default="", help="comma-separated: materialise,throughput,memory,rate,kill "
+                        "(default all; the same as BENCH_CAMPAIGNS_PARTS)")
     args = parser.parse_args(argv)
+    if args.parts:
+        os.environ["BENCH_CAMPAIGNS_PARTS"] = args.parts
     if args.mode == "naive":
         naive_main(args.url, args.twilio, args.n)
+        return 0
+    if args.mode == "profile":
+        profile_dispatch(args.kind, args.n or 4000)
         return 0
     from bench.__main__ import table
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import re
 import secrets
 import threading
@@ -26,9 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from werkzeug.wrappers import Request, Response
-
-from tests.fakes.keepalive import serve
+from tests.fakes.keepalive import FakeRequest, FakeResponse, serve
 from tests.support import LiveServer
 
 #: what each Twilio error code means (the ones the fakes and tests use)
@@ -82,7 +79,7 @@ class FakeTwilio(LiveServer):
         self._fault_seq = itertools.count()
         # a LiveServer (url, start, stop, with) whose connections stay alive between
         # requests, as Twilio's do: werkzeug's server closes each one (see keepalive.py)
-        serve(self, self._wsgi)
+        serve(self, self._serve)
 
     # --- control ---------------------------------------------------------------
     def fail_next(self, n: int = 1, status: int = 500, code: int | None = None, delay: float = 0.0) -> None:
@@ -139,16 +136,16 @@ class FakeTwilio(LiveServer):
             return [m for m in self.messages if m.to == to]
 
     # --- the API -----------------------------------------------------------------
-    def _error(self, status: int, code: int | None, message: str | None = None) -> Response:
+    def _error(self, status: int, code: int | None, message: str | None = None) -> FakeResponse:
         payload = {
             "code": code,
             "message": message or ERROR_MESSAGES.get(code or 0, "error"),
             "more_info": f"https://www.twilio.com/docs/errors/{code}" if code else None,
             "status": status,
         }
-        return Response(json.dumps(payload), status=status, content_type="application/json")
+        return FakeResponse.json(payload, status)
 
-    def _authorised(self, request: Request) -> bool:
+    def _authorised(self, request: FakeRequest) -> bool:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Basic "):
             return False
@@ -158,14 +155,13 @@ class FakeTwilio(LiveServer):
             return False
         return user == self.account_sid and secrets.compare_digest(password, self.auth_token)
 
-    def _wsgi(self, environ, start_response):
-        request = Request(environ)
+    def _serve(self, request: FakeRequest) -> FakeResponse:
         response = self._handle(request)
         with self._lock:
             self.requests.append((request.method, request.path, response.status_code))
-        return response(environ, start_response)
+        return response
 
-    def _handle(self, request: Request) -> Response:
+    def _handle(self, request: FakeRequest) -> FakeResponse:
         match = _MESSAGES.match(request.path)
         if match is None:
             return self._error(404, 20404, "The requested resource was not found")
@@ -210,7 +206,7 @@ class FakeTwilio(LiveServer):
             self.messages.append(message)
         return self._message_json(message, 201)
 
-    def _message_json(self, m: SentMessage, status: int) -> Response:
+    def _message_json(self, m: SentMessage, status: int) -> FakeResponse:
         now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
         payload = {
             "account_sid": self.account_sid,
@@ -236,4 +232,4 @@ class FakeTwilio(LiveServer):
             "to": m.to,
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{m.sid}.json",
         }
-        return Response(json.dumps(payload), status=status, content_type="application/json")
+        return FakeResponse.json(payload, status)

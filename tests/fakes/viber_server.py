@@ -19,8 +19,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 
-from werkzeug.wrappers import Request, Response
-
+from tests.fakes.keepalive import FakeRequest, FakeResponse, serve
 from tests.support import LiveServer
 
 STATUS_MESSAGES = {
@@ -71,7 +70,8 @@ class FakeViber(LiveServer):
         self._next_failures: list[Failure] = []
         self._receiver_failures: dict[str, int] = {}
         self._tokens = itertools.count(5_000_000_000_000_000_001)
-        super().__init__(self._wsgi)
+        # connections stay alive between requests, as Viber's do (see keepalive.py)
+        serve(self, self._serve)
 
     @property
     def url(self) -> str:
@@ -104,22 +104,21 @@ class FakeViber(LiveServer):
 
     # --- the API -----------------------------------------------------------------
     @staticmethod
-    def _json(payload: dict, http_status: int = 200) -> Response:
-        return Response(json.dumps(payload), status=http_status, content_type="application/json")
+    def _json(payload: dict, http_status: int = 200) -> FakeResponse:
+        return FakeResponse.json(payload, http_status)
 
-    def _status(self, status: int, **extra) -> Response:
+    def _status(self, status: int, **extra) -> FakeResponse:
         return self._json({"status": status, "status_message": STATUS_MESSAGES.get(status, "generalError"), **extra})
 
-    def _wsgi(self, environ, start_response):
-        request = Request(environ)
+    def _serve(self, request: FakeRequest) -> FakeResponse:
         response = self._handle(request)
         with self._lock:
             self.requests.append((request.path, response.status_code))
-        return response(environ, start_response)
+        return response
 
-    def _handle(self, request: Request) -> Response:
+    def _handle(self, request: FakeRequest) -> FakeResponse:
         if request.method != "POST" or not request.path.startswith("/pa/"):
-            return Response("not found", status=404)
+            return FakeResponse(b"not found", 404)
         token = request.headers.get("X-Viber-Auth-Token", "")
         if not secrets.compare_digest(token, self.auth_token):
             return self._status(2)
@@ -129,7 +128,7 @@ class FakeViber(LiveServer):
             if failure.delay:
                 threading.Event().wait(failure.delay)
             if failure.http_status != 200:
-                return Response("upstream error", status=failure.http_status)
+                return FakeResponse(b"upstream error", failure.http_status)
             return self._status(failure.status)
         try:
             body = json.loads(request.get_data() or b"{}")
@@ -158,7 +157,7 @@ class FakeViber(LiveServer):
             return 4
         return 0
 
-    def _send(self, body: dict) -> Response:
+    def _send(self, body: dict) -> FakeResponse:
         receiver = body.get("receiver")
         if not receiver:
             return self._status(4)
@@ -173,7 +172,7 @@ class FakeViber(LiveServer):
             self.messages.append(ViberSent(token, receiver, body["type"], body.get("text"), body))
         return self._status(0, message_token=token, chat_hostname="SN-CHAT-FAKE")
 
-    def _broadcast(self, body: dict) -> Response:
+    def _broadcast(self, body: dict) -> FakeResponse:
         receivers = body.get("broadcast_list")
         if not isinstance(receivers, list) or not receivers:
             return self._status(4)
