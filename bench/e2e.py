@@ -93,6 +93,7 @@ class Side:
     name: str
     sent: list[Sent] = field(default_factory=list)
     elapsed: float = 0.0
+    planned: float = 0.0  # the load's planned duration (rate x duration messages)
 
     def acks(self) -> list[float]:
         return [s.t_ack - s.t_send for s in self.sent if s.status]
@@ -104,12 +105,14 @@ class Side:
         return sum(1 for s in self.sent if s.t_reply is None)
 
     def throughput(self) -> float:
-        """Replied messages per second, over the time from the first send to the last reply."""
-        done = [s.t_reply for s in self.sent if s.t_reply is not None]
-        if not done:
-            return 0.0
-        start = min(s.t_send for s in self.sent)
-        return len(done) / max(max(done) - start, 1e-9)
+        """Messages answered (within DRAIN_S of the load's end) per second of load.
+
+        Both sides get the same load for the same planned time, so both are divided by
+        it: a side that keeps up scores the offered rate, one that falls behind less.
+        (Until 2026-11-25 20:20 it was answered / (last reply - first send): when both
+        kept up, the side with the slower *last* reply lost by a hair.)"""
+        done = sum(1 for s in self.sent if s.t_reply is not None)
+        return done / self.planned if self.planned else 0.0
 
 
 def make_fake_twilio():
@@ -136,7 +139,7 @@ def drive(
     url: str, signed_base: str | None, senders: list[str], rate: float, duration: float, tag: str
 ) -> Side:
     """POST ``rate`` messages a second for ``duration`` seconds; returns what was sent."""
-    side = Side(tag)
+    side = Side(tag, planned=duration)
     validator = RequestValidator(AUTH_TOKEN)
     local = threading.local()
     lock = threading.Lock()

@@ -33,6 +33,9 @@ ApiBase.__init__ = _init
 
 
 def main() -> None:
+    # as `bot/serve.py rasa` runs it: the same priority, the same custom modules
+    serve.lower_priority()
+    serve.check_custom_modules()
     model = serve.train()
     endpoints = serve.write_endpoints()
     sys.argv = [

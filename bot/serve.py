@@ -170,7 +170,23 @@ def check_custom_modules() -> None:
         sys.path.remove(str(BOT))
 
 
+def lower_priority() -> None:
+    """BACKGROUND_NICE (default 5): Rasa and its actions yield the CPU to the web
+    process, whose webhook acknowledgements providers wait for (the worker does
+    the same; lanpya/config.py)."""
+    try:
+        nice = int(env("BACKGROUND_NICE", "5"))
+    except ValueError:
+        nice = 5
+    if nice > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(min(nice, 19))
+        except OSError as exc:
+            print(f"could not lower the priority: {exc}", file=sys.stderr)
+
+
 def serve_rasa() -> None:
+    lower_priority()
     check_custom_modules()
     model = train()
     endpoints = write_endpoints()
@@ -188,6 +204,7 @@ def serve_rasa() -> None:
 
 
 def serve_actions() -> None:
+    lower_priority()
     rasa = str(Path(sys.executable).parent / "rasa")
     os.chdir(BOT)
     os.execv(rasa, [rasa, "run", "actions", "--port", env("ACTION_PORT", "5055"), "--actions", "actions"])

@@ -292,7 +292,18 @@ def worker_database(url: str) -> Database:
     return Database(url, pool_size=POOL_CONNECTIONS, max_overflow=0, pool_pre_ping=False)
 
 
+def lower_priority(nice: int) -> None:
+    """Let the web process's webhook acknowledgements go first on a busy CPU
+    (BACKGROUND_NICE); the worker's work is queued, an acknowledgement is awaited."""
+    if nice > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(min(nice, 19))
+        except OSError as exc:  # not allowed here: run as we are
+            logger.warning("could not lower the worker's priority: %s", exc)
+
+
 def main(config: Config, db: Database, name: str | None = None) -> None:
+    lower_priority(config.background_nice)
     if db.is_postgres:
         db.dispose()
         db = worker_database(config.database_url)

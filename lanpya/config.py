@@ -120,6 +120,9 @@ class Config:
     rasa_timeout_s: float = 20.0
     rasa_auth_token: str = ""
     worker_threads: int = 16
+    #: niceness the worker and the Rasa side lower themselves to, so the web process's
+    #: webhook acknowledgements go first when the CPU is busy (0 = leave it)
+    background_nice: int = 5
     session_timeout_min: int = 60
     sender_limit_per_min: int = 20
     new_sender_limit_per_min: int = 200
@@ -203,6 +206,7 @@ class Config:
             rasa_auth_token=env.get("RASA_AUTH_TOKEN", ""),
             worker_threads=_int(env, "WORKER_THREADS", 16),
             session_timeout_min=_int(env, "SESSION_TIMEOUT_MIN", 60),
+            background_nice=_int(env, "BACKGROUND_NICE", 5),
             sender_limit_per_min=_int(env, "SENDER_LIMIT_PER_MIN", 20),
             new_sender_limit_per_min=_int(env, "NEW_SENDER_LIMIT_PER_MIN", 200),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024),

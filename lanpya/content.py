@@ -23,6 +23,7 @@ import difflib
 import logging
 import re
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -188,6 +189,9 @@ def _signature(directory: Path) -> tuple:
     return tuple(items)
 
 
+#: a staff edit to a content file applies within this many seconds
+CHECK_EVERY_S = 1.0
+
 _INSTANCES: dict[tuple, Content] = {}
 _INSTANCES_LOCK = threading.Lock()
 _WARNED: set[str] = set()
@@ -214,6 +218,7 @@ class Content:
         self.required = REQUIRED_LANGUAGES if require_all_languages else ("en",)
         self._lock = threading.Lock()
         self._sig = _signature(self.directory)
+        self._checked_at = time.monotonic()
         self._bad_sig: tuple | None = None
         self._state = _State(self.directory, include_samples, self.required)
 
@@ -239,9 +244,17 @@ class Content:
         inst.refresh()
         return inst
 
+    def _maybe_refresh(self) -> None:
+        """Lookups look for edited files at most every CHECK_EVERY_S: each look
+        lists and stats every content file, and a message makes several lookups."""
+        now = time.monotonic()
+        if now - self._checked_at >= CHECK_EVERY_S:
+            self.refresh()
+
     def refresh(self) -> bool:
         """Re-read the files if one changed; True if reloaded. A broken edit
         is logged and the last good content kept."""
+        self._checked_at = time.monotonic()
         sig = _signature(self.directory)
         if sig == self._sig or sig == self._bad_sig:
             return False
@@ -266,19 +279,19 @@ class Content:
 
     @property
     def keys(self) -> list[str]:
-        self.refresh()
+        self._maybe_refresh()
         return sorted(self._state.answers)
 
     def entry(self, key: str, language: str) -> Entry | None:
         """The raw entry (no fallback), for tests and the console."""
-        self.refresh()
+        self._maybe_refresh()
         return self._state.answers.get(key, {}).get(language)
 
     def answer(self, key: str, language: str | None, channel: str = "sms", **variables: Any) -> str:
         """The text for ``key`` in ``language`` (fallback: my, then en), for
         ``channel`` ("sms" or "viber": Viber gets the longer text when there
         is one), placeholders filled. KeyError if the key does not exist."""
-        self.refresh()
+        self._maybe_refresh()
         state = self._state
         per_lang = state.answers.get(key)
         if per_lang is None:
@@ -337,18 +350,18 @@ class Content:
         return f"{name} {phone}".strip()
 
     def referrals(self) -> list[Referral]:
-        self.refresh()
+        self._maybe_refresh()
         return list(self._state.referrals)
 
     def sources(self) -> dict[str, dict]:
-        self.refresh()
+        self._maybe_refresh()
         return dict(self._state.sources)
 
     # --- keywords ---------------------------------------------------------
     @property
     def keywords(self) -> dict[str, dict]:
         """``{folded word: {"kind": ..., "language": ...}}``."""
-        self.refresh()
+        self._maybe_refresh()
         return self._state.keywords
 
     # --- risk lexicon -----------------------------------------------------
@@ -377,7 +390,7 @@ class Content:
           trafficking?" still escalates)."""
         if not text:
             return None
-        self.refresh()
+        self._maybe_refresh()
         folded = fold(text)
         if not folded:
             return None
@@ -413,7 +426,7 @@ class Content:
         """Look up an agency by English or Burmese name (misspellings
         tolerated) or licence number. ``licensed`` / ``revoked`` (revoked or
         suspended) / ``not_found``."""
-        self.refresh()
+        self._maybe_refresh()
         q = (query or "").strip()
         if not q:
             return AgencyResult("not_found", [])

@@ -14,12 +14,14 @@ import yaml
 
 from lanpya.config import Config
 from lanpya.content import (
+    CHECK_EVERY_S,
     HOTLINE_PLACEHOLDER,
     LANGUAGES,
     Content,
     ContentError,
 )
 from lanpya.text import ascii_digits, segments_for
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
@@ -293,8 +295,26 @@ def test_an_edit_applies_without_restart(tmp_path):
     before = c.answer("utter_thanks", "en")
     path = d / "answers" / "general.yml"
     _edit(path, before.split(".")[0], "Thanks, edited by staff")
+    # lookups look at the files at most once a second (CHECK_EVERY_S): the edit applies within it
+    wait_until(lambda: c.answer("utter_thanks", "en").startswith("Thanks, edited by staff"),
+               timeout=CHECK_EVERY_S + 2, what="the edit to apply")
     assert Content.load(d, cfg()) is c  # one instance per process
-    assert c.answer("utter_thanks", "en").startswith("Thanks, edited by staff")
+
+
+def test_lookups_look_at_the_files_at_most_once_a_second(tmp_path, monkeypatch):
+    import lanpya.content as content_module
+
+    d = copy_content(tmp_path)
+    c = Content(d, "1")
+    calls = []
+    real = content_module._signature
+    monkeypatch.setattr(content_module, "_signature", lambda directory: calls.append(1) or real(directory))
+    for _ in range(50):
+        c.answer("utter_thanks", "en")
+        c.lexicon_match("my sister was sold", "en")
+    assert len(calls) <= 1
+    c.refresh()  # an explicit refresh always looks
+    assert len(calls) >= 1
 
 
 def test_a_broken_edit_keeps_the_last_good_content(tmp_path, caplog):
@@ -303,12 +323,15 @@ def test_a_broken_edit_keeps_the_last_good_content(tmp_path, caplog):
     good = c.answer("utter_thanks", "en")
     (d / "answers" / "general.yml").write_text("utter_thanks: [broken", encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="lanpya.content"):
+        assert c.refresh() is False  # what a lookup does once a second
         assert c.answer("utter_thanks", "en") == good
+        assert c.refresh() is False
         assert c.answer("utter_thanks", "en") == good
     assert len([r for r in caplog.records if "content edit rejected" in r.getMessage()]) == 1
     # fixed again: picked up
     _edit_all = (CONTENT / "answers" / "general.yml").read_text(encoding="utf-8")
     (d / "answers" / "general.yml").write_text(_edit_all.replace(good.split(".")[0], "Fixed", 1), encoding="utf-8")
+    assert c.refresh() is True
     assert c.answer("utter_thanks", "en").startswith("Fixed")
 
 
