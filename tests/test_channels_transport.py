@@ -135,7 +135,8 @@ def test_https_proxies_are_refused_at_start(monkeypatch):
         KeepAliveHttpClient("https://api.twilio.com")
 
 
-def test_a_plain_http_proxy_gets_absolute_form_requests(monkeypatch):
+@pytest.mark.parametrize("proxy_url", ["http://user:p%40ss@127.0.0.1:{port}", "127.0.0.1:{port}"])
+def test_a_plain_http_proxy_gets_absolute_form_requests(monkeypatch, proxy_url):
     """Through an http:// proxy, a plain-HTTP API base is asked for with the
     full URL and the proxy's credentials (what requests did)."""
     seen: list[bytes] = []
@@ -156,7 +157,7 @@ def test_a_plain_http_proxy_gets_absolute_form_requests(monkeypatch):
 
     thread = threading.Thread(target=proxy, daemon=True)
     thread.start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://user:p%40ss@127.0.0.1:{port}")
+    monkeypatch.setenv("HTTP_PROXY", proxy_url.format(port=port))
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     client = KeepAliveHttpClient("http://api.example.test")
@@ -166,7 +167,10 @@ def test_a_plain_http_proxy_gets_absolute_form_requests(monkeypatch):
     assert answer.status_code == 200
     head = seen[0].decode()
     assert head.startswith("GET http://api.example.test/2010-04-01/x.json?a=1 HTTP/1.1\r\n")
-    assert "Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in head  # user:p@ss
+    if "user" in proxy_url:
+        assert "Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in head  # user:p@ss
+    else:
+        assert "Proxy-Authorization" not in head
 
 
 # --- the fakes' server ------------------------------------------------------------------
@@ -222,3 +226,125 @@ def test_the_fake_viber_keeps_connections_alive(fake_viber):
     conn.close()
     assert len(local) == 1
     assert [m.receiver for m in fake_viber.messages] == ["r0=", "r1=", "r2="]
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 (the only name in it) and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake twilio")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem, key_pem = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_pem, key_pem
+
+
+@pytest.fixture
+def tls_twilio(tmp_path):
+    """The fake Twilio behind TLS, as the real API is (https only)."""
+    import ssl
+
+    from tests.fakes import FakeTwilio
+
+    cert_pem, key_pem = _self_signed(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert_pem, key_pem)
+    fake = FakeTwilio(TWILIO_SID, TWILIO_TOKEN)
+    fake.server.socket = ctx.wrap_socket(fake.server.socket, server_side=True)
+    with fake:
+        yield fake, f"https://127.0.0.1:{fake.port}", cert_pem
+
+
+def test_https_to_the_api_verifies_the_certificate_and_keeps_the_connection(provider_config, tls_twilio, monkeypatch):
+    from dataclasses import replace
+
+    fake, url, cert_pem = tls_twilio
+    for key in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_pem))  # trusted the way requests would trust it
+    sender = TwilioSender(replace(provider_config, twilio_api_url=url))
+    for i in range(3):
+        outcome = sender.send(PHONE, f"{BURMESE} {i}")
+        assert outcome.ok, outcome.error
+    assert [m.body for m in fake.messages] == [f"{BURMESE} {i}" for i in range(3)]
+    assert _connections(fake) == 1  # TLS 1.3 tickets do not make an idle connection look dropped
+
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # certifi's roots do not know this certificate
+    refused = TwilioSender(replace(provider_config, twilio_api_url=url)).send(PHONE, "x")
+    assert refused.error is not None and refused.error.transient and refused.error.code == "connection"
+    assert len(fake.messages) == 3
+
+
+def test_https_through_an_http_proxy_tunnels_with_connect(provider_config, tls_twilio, monkeypatch):
+    """HTTPS_PROXY=http://...: a CONNECT to the API host, then TLS to the API
+    itself through the tunnel (the proxy sees no body, no number)."""
+    from dataclasses import replace
+
+    fake, url, cert_pem = tls_twilio
+    heads: list[bytes] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+    def proxy() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += client.recv(4096)
+            heads.append(head)
+            host, port = head.split(b" ")[1].decode().rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=proxy, daemon=True).start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    for key in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_pem))
+    sender = TwilioSender(replace(provider_config, twilio_api_url=url))
+    try:
+        assert sender.send(PHONE, BURMESE).ok
+        assert sender.send(PHONE, "again").ok
+    finally:
+        listener.close()
+    assert [m.body for m in fake.messages] == [BURMESE, "again"]
+    assert len(heads) == 1 and heads[0].startswith(f"CONNECT 127.0.0.1:{fake.port} HTTP/1.".encode())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import http.client
 import logging
+import os
 import select
 import ssl
 import threading
@@ -114,15 +115,22 @@ class KeepAliveHttpClient(HttpClient):
         # REQUESTS_CA_BUNDLE ...), read once here instead of on every call
         settings = requests.Session().merge_environment_settings(base_url, {}, None, None, None)
         self.proxy = settings["proxies"].get(urlsplit(base_url).scheme)
+        if self.proxy and "://" not in self.proxy:
+            self.proxy = "http://" + self.proxy  # as requests reads "proxy:3128"
         if self.proxy and urlsplit(self.proxy).scheme != "http":
             # http.client speaks to a proxy in plain HTTP (CONNECT for https targets)
             raise ValueError("only an http:// proxy is supported for the Twilio API")
         verify = settings["verify"]
-        if verify is False:
-            self.tls = ssl._create_unverified_context()  # noqa: S323 - the operator asked for it
+        if verify is False:  # REQUESTS_CA_BUNDLE-style opt-out: the operator asked for it
+            self.tls = ssl.create_default_context()
+            self.tls.check_hostname = False
+            self.tls.verify_mode = ssl.CERT_NONE
         else:
-            self.tls = ssl.create_default_context(
-                cafile=verify if isinstance(verify, str) else requests.certs.where()
+            bundle = verify if isinstance(verify, str) else requests.certs.where()
+            self.tls = (
+                ssl.create_default_context(capath=bundle)
+                if os.path.isdir(bundle)
+                else ssl.create_default_context(cafile=bundle)
             )
         self._idle: dict[tuple[str, str, int], list[tuple[float, http.client.HTTPConnection]]] = {}
         self._lock = threading.Lock()
