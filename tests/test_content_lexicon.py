@@ -86,6 +86,13 @@ REPORTS = [
     Report("my", "ညီမ ဖုန်းလည်းပျောက် လူလည်းပျောက်နေတယ်", "missing_person"),  # the second ပျောက် is a person
     Report("my", "ကုမ္ပဏီက ဖုန်းသိမ်းထားတယ် ဥပဒေနဲ့ညီလား", "trafficking"),  # told, not asked about
     Report("my", "သမီးကို အသက်ကြီးတဲ့လူနဲ့ ပေးစားလိုက်ကြတယ်", "forced_marriage"),
+    # issue 4, third round: things sold / lost are exempt, a person sold or out of reach is not
+    Report("my", "ညီမကို ရောင်းလိုက်ပြီတဲ့", "trafficking"),
+    Report("my", "သမီးကလေးကို ရောင်းမယ်တဲ့ ကူညီပါ", severity="emergency"),
+    Report("my", "ညီလေး pyauk thwar tal", "missing_person"),
+    Report("my", "ညီမကို ဘယ်သူမှ ခေါ်လို့မရတော့ဘူး", "missing_person"),
+    Report("my", "ကျွန်တော့်ကို အခန်းထဲ သော့ခတ်ထားတယ်", severity="emergency"),  # ကျွန်တော့် is personal
+    Report("my", "ရွာက ကောင်မလေးတွေ ရောင်းခံလိုက်ရတယ်", "trafficking"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -150,6 +157,14 @@ HARMLESS = [
     ("my", "ကြက်ကလေး ပျောက်နေလို့ ရှာနေတယ်"),
     ("my", "ညီမရဲ့ ဖုန်းပျောက်သွားလို့ အသစ်ဝယ်ရမယ်"),
     ("my", "ငါ့ ဖုန်းပိတ်သွားတယ် ဘက်ထရီကုန်လို့"),
+    # issue 4, third round: a thing sold (an adjective or ကို between), romanised papers lost,
+    # "(I) cannot call anyone"
+    ("my", "အစ်ကိုက ကားဟောင်း ရောင်းလိုက်ပြီ အသစ်ဝယ်မယ်"),
+    ("my", "အဖေက နွားကို ရောင်းမယ်တဲ့"),
+    ("my", "malay mhar pat sa port pyauk thwar tal"),
+    ("my", "ကျွန်တော့်ဖုန်း ဘေလ်ကုန်နေလို့ ဘယ်သူ့ကိုမှ ခေါ်လို့မရဘူး"),
+    ("my", "အလုပ်ရှင်က အပြင်မထွက်ခိုင်းတာ လူကုန်ကူးမှုထဲ ပါလား"),
+    ("my", "ငါ့ပိုက်ဆံ ပို့တော့မယ်တဲ့"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
