@@ -56,15 +56,22 @@ def zawgyi_probability(text: str) -> float:
 _ROUND_AA_AFTER = ("\u1013", "\u1003")
 
 
+_U_BEFORE_I = re.compile("([\u102f\u1030])([\u102d\u102e])")
+
+
 def zawgyi_to_unicode(text: str) -> str:
-    """Zawgyi to Unicode (python-myanmar), with two of its slips mended:
+    """Zawgyi to Unicode (python-myanmar), with three of its slips mended:
     a ya-pin after a killed consonant (Zawgyi ``က္်``, as in ေယာက္်ား "man")
-    came out as a second asat, and ဓ/ဃ + aa came out with the tall aa."""
+    came out as a second asat; ဓ/ဃ + aa came out with the tall aa; and the
+    ha-htoe+u sign before i (Zawgyi ``႐ႈိး``, as in Lashio) came out as u
+    before i, which Unicode spells i before u (ရှိုး)."""
     from myanmar import converter
 
     out = converter.convert(text, "zawgyi", "unicode")
     # two asats in a row never occur in Unicode Burmese: the second was a ya-pin
     out = out.replace("\u103a\u103a", "\u103a\u103b")
+    # Unicode order is i/ii (U+102D/E) before u/uu (U+102F/30)
+    out = _U_BEFORE_I.sub(r"\2\1", out)
     for consonant in _ROUND_AA_AFTER:
         if consonant + "\u102b" not in text:
             out = out.replace(consonant + "\u102b", consonant + "\u102c")

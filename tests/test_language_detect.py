@@ -137,6 +137,7 @@ def test_next_language_needs_clear_evidence_to_switch(current, text, expected):
         ("ဓားနဲ႔ ၿခိမ္းေျခာက္တယ္", "ဓားနဲ့ ခြိမ်းခြောက်တယ်"),  # threatened with a knife: round aa after ဓ
         ("ျမန္မာ", "မြန်မာ"),
         ("ပါ", "ပါ"),  # the tall aa where Burmese spells it stays
+        ("လား႐ႈိး", "လားရှိုး"),  # Lashio: i before u in Unicode
     ],
 )
 def test_zawgyi_conversion(zawgyi, unicode):
