@@ -171,13 +171,13 @@ def check_custom_modules() -> None:
 
 
 def lower_priority() -> None:
-    """BACKGROUND_NICE (default 5): Rasa and its actions yield the CPU to the web
+    """BACKGROUND_NICE (default 10): Rasa and its actions yield the CPU to the web
     process, whose webhook acknowledgements providers wait for (the worker does
     the same; lanpya/config.py)."""
     try:
-        nice = int(env("BACKGROUND_NICE", "5"))
+        nice = int(env("BACKGROUND_NICE", "10"))
     except ValueError:
-        nice = 5
+        nice = 10
     if nice > 0 and hasattr(os, "nice"):
         try:
             os.nice(min(nice, 19))

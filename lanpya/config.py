@@ -122,7 +122,7 @@ class Config:
     worker_threads: int = 16
     #: niceness the worker and the Rasa side lower themselves to, so the web process's
     #: webhook acknowledgements go first when the CPU is busy (0 = leave it)
-    background_nice: int = 5
+    background_nice: int = 10
     session_timeout_min: int = 60
     sender_limit_per_min: int = 20
     new_sender_limit_per_min: int = 200
@@ -206,7 +206,7 @@ class Config:
             rasa_auth_token=env.get("RASA_AUTH_TOKEN", ""),
             worker_threads=_int(env, "WORKER_THREADS", 16),
             session_timeout_min=_int(env, "SESSION_TIMEOUT_MIN", 60),
-            background_nice=_int(env, "BACKGROUND_NICE", 5),
+            background_nice=_int(env, "BACKGROUND_NICE", 10),
             sender_limit_per_min=_int(env, "SENDER_LIMIT_PER_MIN", 20),
             new_sender_limit_per_min=_int(env, "NEW_SENDER_LIMIT_PER_MIN", 200),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024),
