@@ -369,6 +369,40 @@ def test_parallel_sending_keeps_each_recipients_order(pdb, provider_config, fake
         assert [m.body for m in fake_twilio.sent_to(f"+9597915{i:05d}")] == [f"part {n}" for n in range(5)]
 
 
+def test_a_persons_later_reply_waits_for_an_earlier_one_in_retry_or_in_flight(
+    pdb, provider_config, fake_twilio, clock
+):
+    """Found by the stop-redis drill: a backlog of one person's messages answered at once
+    put several replies in the outbox together; a retry's backoff or another worker's
+    batch let a later answer reach them first. Campaign messages do not wait."""
+    first = add(pdb, body="answer 1", seq=0)
+    fake_twilio.fail_next(1, status=500)
+    dispatch_due(pdb, provider_config, "w1")
+    assert row(pdb, first).state == Outbox.QUEUED  # failed: queued with a backoff
+    second = add(pdb, body="answer 2", seq=0)
+    campaign = add(pdb, body="campaign news", kind=Outbox.CAMPAIGN)
+    other = add(pdb, address=PHONE2, body="someone else")
+    dispatch_due(pdb, provider_config, "w1")
+    assert row(pdb, second).state == Outbox.QUEUED  # held behind "answer 1"
+    assert row(pdb, campaign).state == Outbox.SENT and row(pdb, other).state == Outbox.SENT
+    clock.advance(seconds=backoff(1).total_seconds())
+    dispatch_due(pdb, provider_config, "w1")
+    assert [m.body for m in fake_twilio.sent_to(PHONE) if m.body.startswith("answer")] == ["answer 1", "answer 2"]
+    # another worker holds an earlier row in flight: the later one waits for its outcome
+    third, fourth = add(pdb, body="answer 3"), add(pdb, body="answer 4")
+    with pdb.session() as s:
+        s.get(Outbox, third).state = Outbox.SENDING
+        s.get(Outbox, third).lease_owner = "w2"
+        s.get(Outbox, third).lease_until = clock.now() + timedelta(minutes=5)
+    assert dispatch_due(pdb, provider_config, "w1") == 0
+    assert row(pdb, fourth).state == Outbox.QUEUED
+    with pdb.session() as s:
+        s.get(Outbox, third).state = Outbox.SENT
+    assert dispatch_due(pdb, provider_config, "w1") == 1
+    assert row(pdb, fourth).state == Outbox.SENT
+    assert row(pdb, first).state == Outbox.SENT
+
+
 @pytest.mark.parametrize(
     "http_status, code, kind, flag",
     [

@@ -230,6 +230,36 @@ def _recipient(
     return contact.address, None
 
 
+def _held_back(session: Session, rows) -> set[int]:
+    """Ids of conversation rows (anything but campaign messages) that must wait
+    because an earlier one to the same person is still queued outside this
+    batch (not due yet: a retry's backoff) or being sent by another worker.
+
+    Within a batch a person's rows are sent in order on one thread
+    (``_send_in_parallel``); across batches and workers nothing else kept that
+    order, and the stop-redis drill saw a contact's answers overtake each other
+    when a backlog of one person's messages was answered all at once."""
+    mine = {r.id: r.contact_id for r in rows if r.contact_id is not None and r.kind != Outbox.CAMPAIGN}
+    if not mine:
+        return set()
+    pending: dict[int, list[int]] = {}
+    for contact_id, row_id in session.execute(
+        select(Outbox.contact_id, Outbox.id).where(
+            _among(session, Outbox.contact_id, set(mine.values())),
+            Outbox.kind != Outbox.CAMPAIGN,
+            Outbox.state.in_((Outbox.QUEUED, Outbox.SENDING)),
+            Outbox.id < max(mine),
+        )
+    ):
+        pending.setdefault(contact_id, []).append(row_id)
+    held: set[int] = set()
+    for row_id in sorted(mine):
+        earlier = [i for i in pending.get(mine[row_id], ()) if i < row_id]
+        if any(i not in mine or i in held for i in earlier):
+            held.add(row_id)
+    return held
+
+
 def _claim(db: Database, config: Config, channel: str, worker: str, limit: int) -> list[Claimed]:
     """Take up to ``limit`` due rows (and the rate's tokens for them) and commit
     them as ``sending`` under this worker's lease, in a handful of statements
@@ -262,8 +292,11 @@ def _claim(db: Database, config: Config, channel: str, worker: str, limit: int) 
                     )
                 )
             )
+        held = _held_back(s, rows)
         cancelled: dict[tuple[str, str], list[int]] = {}
         for row in rows:
+            if row.id in held:
+                continue  # stays queued: an earlier message to this person goes first
             to, reason = _recipient(s, channel, row, contacts, open_ids)
             body = _body(row.raw_body, row.kind) if reason is None else None
             if reason is None and body is None:
