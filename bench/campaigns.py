@@ -157,6 +157,17 @@ def fire(db: Database, config: Config) -> tuple[int, float]:
     return r.inserted, time.perf_counter() - t
 
 
+def fired_audience(dbs: Databases, kind: str, n: int) -> tuple[str, Database, Config]:
+    """A fresh database with ``n`` contacts at distinct numbers and one fire of a
+    campaign to all of them in the outbox: what every dispatch measure starts from."""
+    url = dbs.new(kind)
+    db = Database(url)
+    config = make_config(url)
+    add_contacts(db, n, distinct_addresses=True)
+    fire(db, config)
+    return url, db, config
+
+
 # --- materialisation ---------------------------------------------------------------------------
 def bench_materialise(dbs: Databases, sizes: list[int]) -> list[Result]:
     out = []
@@ -312,11 +323,7 @@ def _dispatch_rate(dbs: Databases, kind: str, n: int, workers: int) -> float:
     """Messages a second from ``workers`` real ``lanpya worker`` processes to the fake,
     timed from the first claim (the processes are up) to the last row recorded
     ``sent`` — as the naive loop is timed from its first call to its last."""
-    url = dbs.new(kind)
-    db = Database(url)
-    config = make_config(url)
-    add_contacts(db, n, distinct_addresses=True)
-    fire(db, config)
+    url, db, config = fired_audience(dbs, kind, n)
     log = Path(dbs.tmp / f"fake-ours-{kind}-{workers}.txt")
     fake, twilio_url = fake_twilio_proc(log)
     env = worker_env(url, twilio_url, 100000)
@@ -459,11 +466,7 @@ def _vm_hwm(pid: int) -> int:
 def bench_kill_drill(dbs: Databases, kind: str, n: int) -> list[Result]:
     from lanpya.channels import dispatch_due, recover_abandoned
 
-    url = dbs.new(kind)
-    db = Database(url)
-    config = make_config(url)
-    add_contacts(db, n, distinct_addresses=True)
-    fire(db, config)
+    url, db, config = fired_audience(dbs, kind, n)
     log = Path(dbs.tmp / "fake-kill.txt")
     fake, twilio_url = fake_twilio_proc(log)
     env = worker_env(url, twilio_url, 100000)
@@ -535,35 +538,18 @@ def profile_dispatch(kind: str, n: int) -> None:
     worker's 200-row passes) against the fake Twilio in its own process; the claim,
     the provider calls and the recording timed with ``time.thread_time`` on the
     threads that run them, the fake's CPU from /proc."""
-    import threading
-
+    from bench import ThreadTimes
     from lanpya.channels import dispatch
 
-    spent = {"claim": 0.0, "provider call": 0.0, "record": 0.0}
-    lock = threading.Lock()
-
-    def timed(name, fn):
-        def call(*a, **kw):
-            t = time.thread_time()
-            try:
-                return fn(*a, **kw)
-            finally:
-                with lock:
-                    spent[name] += time.thread_time() - t
-        return call
-
-    dispatch._claim = timed("claim", dispatch._claim)
-    dispatch._call = timed("provider call", dispatch._call)
-    dispatch._record_all = timed("record", dispatch._record_all)
+    times = ThreadTimes()
+    times.patch(dispatch, "_claim", "claim")
+    times.patch(dispatch, "_call", "provider call")
+    times.patch(dispatch, "_record_all", "record")
     dbs = Databases()
     if kind not in dbs.kinds():
         raise SystemExit(f"{kind}: set TEST_POSTGRES_URL")
     try:
-        url = dbs.new(kind)
-        db = Database(url)
-        config = make_config(url)
-        add_contacts(db, n, distinct_addresses=True)
-        fire(db, config)
+        url, db, config = fired_audience(dbs, kind, n)
         log = Path(dbs.tmp / "fake-profile.txt")
         fake, twilio_url = fake_twilio_proc(log)
         try:
@@ -571,8 +557,7 @@ def profile_dispatch(kind: str, n: int) -> None:
                               twilio_from_number=FROM, twilio_api_url=twilio_url, twilio_rate=100000.0,
                               public_url="http://127.0.0.1:9")
             dispatch.dispatch_due(db, pconfig, "profile", 200)  # warm: connections, caches
-            for key in spent:
-                spent[key] = 0.0
+            times.reset()
             fake0, cpu0, t0, sent = _cpu_seconds(fake.pid), time.process_time(), time.perf_counter(), 0
             while handled := dispatch.dispatch_due(db, pconfig, "profile", 200):
                 sent += handled
@@ -583,7 +568,7 @@ def profile_dispatch(kind: str, n: int) -> None:
         assert len(got) == n and sum(got.values()) == n, "every recipient exactly once"
         print(f"{kind}: {sent:,} sent in {wall:.2f} s = {sent / wall:,.0f} msg/s in one process ({_load()})")
         print(f"  worker process CPU {cpu / sent * 1e3:.3f} ms/msg: "
-              + ", ".join(f"{k} {v / sent * 1e3:.3f}" for k, v in spent.items()))
+              + ", ".join(f"{k} {v / sent * 1e3:.3f}" for k, v in times.spent.items()))
         print(f"  fake Twilio CPU {fake_cpu / sent * 1e3:.3f} ms/msg")
         db.dispose()
     finally:

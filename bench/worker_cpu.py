@@ -17,7 +17,6 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -42,6 +41,7 @@ def measure(admin_url: str, messages: int, threads: int) -> dict:
 
     from sqlalchemy import create_engine, event, text
 
+    from bench import ThreadTimes
     from conversations import claim as claim_module
     from conversations import handle
     from conversations.rasa import RasaClient
@@ -90,28 +90,13 @@ def measure(admin_url: str, messages: int, threads: int) -> dict:
         def _count(*_args, **_kw):
             statements[0] += 1
 
-        phases: dict[str, float] = {}
-        lock = threading.Lock()
-
-        def timed(owner, attr: str, label: str) -> None:
-            original = getattr(owner, attr)
-
-            def wrapper(*args, **kwargs):
-                t0 = time.thread_time()
-                try:
-                    return original(*args, **kwargs)
-                finally:
-                    with lock:
-                        phases[label] = phases.get(label, 0.0) + time.thread_time() - t0
-
-            setattr(owner, attr, wrapper)
-
-        timed(handle.Handler, "_screen", "screen")
-        timed(handle.Handler, "_answer", "answer")
-        timed(RasaClient, "send", "rasa client")
-        timed(claim_module, "claim", "claim")
+        times = ThreadTimes()
+        times.patch(handle.Handler, "_screen", "screen")
+        times.patch(handle.Handler, "_answer", "answer")
+        times.patch(RasaClient, "send", "rasa client")
+        times.patch(claim_module, "claim", "claim")
         worker = Worker(config, db, name="wcpu", rasa=RasaClient(rasa_url, timeout=5), threads=threads)
-        timed(worker, "dispatch", "dispatch")
+        times.patch(worker, "dispatch", "dispatch")
         assert worker.handler.answers.content is not None  # loaded before timing, as after a warm-up
         wall0, cpu0 = time.monotonic(), time.process_time()
         worker.drain(timeout=600)
@@ -126,7 +111,7 @@ def measure(admin_url: str, messages: int, threads: int) -> dict:
             "wall_s": wall,
             "cpu_ms": cpu * 1000 / messages,
             "statements": statements[0] / messages,
-            "phases_ms": {k: v * 1000 / messages for k, v in sorted(phases.items(), key=lambda kv: -kv[1])},
+            "phases_ms": {k: v * 1000 / messages for k, v in sorted(times.spent.items(), key=lambda kv: -kv[1])},
             "load": os.getloadavg(),
         }
     finally:
