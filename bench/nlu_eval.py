@@ -15,6 +15,7 @@ called as a subprocess.
     .venv-rasa/bin/python bench/nlu_eval.py              # the served model (bot/config.yml)
     .venv-rasa/bin/python bench/nlu_eval.py --misses     # + the reports missed / harmless escalated
     .venv-rasa/bin/python bench/nlu_eval.py --compare    # also train + score bot/pipelines/*.yml
+    .venv-rasa/bin/python bench/nlu_eval.py --dev --config bot/pipelines/diet.yml   # tuning: no sealed set
     python -m bench --only nlu_eval                      # from the app venv (subprocess)
 
 Writes the figures to docs/benchmarks.md, section "NLU" (kept after the
@@ -71,11 +72,17 @@ def is_sealed(name: str) -> bool:
     return any(part.startswith("sealed") for part in name.split("_")[1:])
 
 
-def load_heldout() -> dict:
+def heldout_paths(dev: bool = False, heldout: Path = HELDOUT) -> list[Path]:
+    """The held-out set files; ``dev``: without the sealed ones (a dev run
+    that tunes on the others must not even score a sealed set)."""
+    return [path for path in sorted(heldout.glob("*.yml")) if not (dev and is_sealed(path.stem))]
+
+
+def load_heldout(dev: bool = False) -> dict:
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 
     sets = {}
-    for path in sorted(HELDOUT.glob("*.yml")):
+    for path in heldout_paths(dev):
         data = RasaYAMLReader().read(path)
         sets[path.stem] = [(m.get("text"), m.get("intent")) for m in data.intent_examples]
     return sets
@@ -161,7 +168,7 @@ def score(agent, examples: list, metadata_language: str, screened: list | None =
     }
 
 
-def evaluate(model: Path) -> dict:
+def evaluate(model: Path, dev: bool = False) -> dict:
     import asyncio
 
     from rasa.core.agent import Agent
@@ -171,7 +178,7 @@ def evaluate(model: Path) -> dict:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     agent = loop.run_until_complete(_load(Agent, model))
-    sets = load_heldout()
+    sets = load_heldout(dev)
     screened = screen_in_app_venv(sets)
     # warm up (first parse builds caches)
     score(agent, [("hello", "greet")], "en")
@@ -286,6 +293,11 @@ def main_rasa(argv: list[str]) -> int:
         default=[],
         help="train (NLU only) and score this config instead of the served model; repeatable",
     )
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="a dev run: skip every sealed set (*_sealed*), not even scored; implies --no-write",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON only (for python -m bench)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--errors", action="store_true", help="list the misclassified examples")
@@ -303,6 +315,8 @@ def main_rasa(argv: list[str]) -> int:
         "no longer blind); repeatable, one set at a time so that another sealed set stays sealed",
     )
     args = parser.parse_args(argv)
+    if args.dev:
+        args.no_write = True  # docs/benchmarks.md "NLU" holds full runs only
     quiet()
     results = {}
     configs = [Path(c).resolve() for c in args.config]
@@ -312,7 +326,7 @@ def main_rasa(argv: list[str]) -> int:
         started = time.monotonic()
         model = Path(args.model) if args.model else served_model()
         train_s = time.monotonic() - started if not args.model else None
-        results["bot/config.yml"] = (evaluate(model), train_s)
+        results["bot/config.yml"] = (evaluate(model, args.dev), train_s)
     if configs:
         import tempfile
 
@@ -320,7 +334,7 @@ def main_rasa(argv: list[str]) -> int:
         for config in configs:
             path, seconds = train_nlu(config, out)
             name = str(config.relative_to(ROOT)) + " (NLU only)"
-            results[name] = (evaluate(path), seconds)
+            results[name] = (evaluate(path, args.dev), seconds)
             print(table(name, results[name][0], seconds), flush=True)
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     if args.json:
@@ -359,6 +373,7 @@ def main_rasa(argv: list[str]) -> int:
         "`.venv-rasa/bin/python bench/nlu_eval.py"
         + (" --compare" if args.compare else "")
         + "".join(f" --config {c}" for c in args.config)
+        + (" --dev" if args.dev else "")
         + "`"
     )
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
