@@ -377,17 +377,23 @@ class Content:
         Help-seeking phrases ("what should I do": help_questions) do not make
         a message a general question.
 
-        Two narrower exemptions, so that escalation stays the default:
+        Narrower exemptions, so that escalation stays the default:
 
         - a term with ``not_after`` does not count where it directly follows
           one of those words (particles between allowed): "lost" after a
           thing ("the phone ... lost"), "phone off" after "my";
-        - no term, even a strong one, counts when it is asked about as a topic:
-          the message has a generic question (generic_questions: "... is it
-          trafficking?", "... is it legal?"), every place of the term is
-          nominalised ("taking phones -တာ", "-ရင်"), and no personal marker
-          is left outside the term ("my sister's phone was taken, is it
-          trafficking?" still escalates)."""
+        - a term with ``not_with`` does not count in a message that also
+          gives one of those harmless causes ("… battery flat", "… lost her
+          phone") unless it says the silence is long (long_absence: "for a
+          month", "weeks");
+        - no term, even a strong one, counts when it is asked about as a topic
+          or only supposed, and no personal marker is left outside the term
+          ("my sister's phone was taken, is it trafficking?" still
+          escalates): asked about = the message has a generic question
+          (generic_questions: "... is it trafficking?", "... is it legal?")
+          and every place of the term is nominalised ("taking phones -တာ",
+          "-ရင်"); supposed = every place of it is followed by a conditional
+          (conditionals: "if the broker asks for more money (-ရင်), do I pay?")."""
         if not text:
             return None
         self._maybe_refresh()
@@ -402,7 +408,7 @@ class Content:
         order = [language] if language in LANGUAGES else []
         order += [lang for lang in LANGUAGES if lang not in order]
         lexicon = self._state.lexicon
-        every = _every_language(lexicon)
+        every = _every_language(lexicon, language)
         q_folded, q_squashed = _without(every["help"], folded, squashed)
         is_question = any(_guard_hit(g, q_folded, q_squashed) for g in every["guards"])
         personal = any(_guard_hit(g, folded, squashed) for g in every["personal"])
@@ -513,12 +519,29 @@ def _term_hit(term: dict, tokens: list[str], squashed: str, starts: dict[str, li
     return "*" not in words and len(term["squashed"]) >= 8 and term["squashed"] in squashed
 
 
-def _every_language(lexicon: dict) -> dict[str, list]:
-    """The guard lists of all languages together (people mix them)."""
-    return {
-        key: [item for lang in LANGUAGES for item in lexicon[lang][key]]
-        for key in ("guards", "personal", "generic", "help", "particles", "auxiliaries", "nominalisers")
-    }
+_GUARD_LISTS = (
+    "guards", "personal", "generic", "help", "particles", "auxiliaries", "nominalisers", "conditionals", "long",
+    "plurals",
+)
+
+
+def _every_language(lexicon: dict, language: str | None = None) -> dict[str, list]:
+    """The guard lists of all languages together (people mix them). One
+    exception: in a message whose language is known and not English, the
+    Latin-script personal markers of a *third* language do not count: Jinghpaw
+    "ya" (now) and "shi" (he) are everyday romanised Burmese ("ya lar", is it
+    allowed; "shi lar", is there), so they made every romanised Burmese
+    question "about someone". English markers and every Myanmar-script marker
+    still count in any language."""
+    out = {key: [item for lang in LANGUAGES for item in lexicon[lang].get(key, [])] for key in _GUARD_LISTS}
+    if language in LANGUAGES and language != "en":
+        out["personal"] = [
+            item
+            for lang in LANGUAGES
+            for item in lexicon[lang]["personal"]
+            if item["script"] == "myanmar" or lang in (language, "en")
+        ]
+    return out
 
 
 def _without(phrases: list[dict], folded: str, squashed: str) -> tuple[str, str]:
@@ -569,20 +592,44 @@ def _term_counts(term: dict, folded: str, squashed: str, every: dict, generic: b
         ]
         if not places:
             return False
-    if generic:
-        end = len(term["squashed"])
-        asked_as_topic = all(
-            any(
-                _strip_start(squashed[i + end :], every["auxiliaries"]).startswith(n["squashed"])
-                for n in every["nominalisers"]
-            )
+    if (
+        term["not_with"]
+        and any(_guard_hit(w, folded, squashed) for w in term["not_with"])
+        and not any(_guard_hit(g, folded, squashed) for g in every["long"])
+    ):
+        return False  # a harmless cause given ("… battery flat"), and not "for weeks"
+    end = len(term["squashed"])
+
+    def every_place_followed_by(words: list[dict]) -> bool:
+        return all(
+            any(_strip_start(squashed[i + end :], every["auxiliaries"]).startswith(w["squashed"]) for w in words)
             for i in places
         )
-        if asked_as_topic:
-            rest_folded, rest_squashed = _without([term], folded, squashed)
-            if not any(_guard_hit(g, rest_folded, rest_squashed) for g in every["personal"]):
-                return False
+
+    # asked about as a topic (with a generic question), or only supposed ("if …"): unless
+    # someone is named outside the term, it is not a report of it
+    if (generic and every_place_followed_by(every["nominalisers"])) or (
+        every["conditionals"] and every_place_followed_by(every["conditionals"])
+    ):
+        rest_folded, rest_squashed = _without([term], folded, squashed)
+        if not any(_names_someone(g, rest_folded, rest_squashed, every["plurals"]) for g in every["personal"]):
+            return False
     return True
+
+
+def _names_someone(marker: dict, folded: str, squashed: str, plurals: list[dict]) -> bool:
+    """A personal marker somewhere not followed by a plural ("girls" in general are nobody in particular)."""
+    if marker["script"] == "myanmar":
+        end = len(marker["squashed"])
+        return any(
+            not any(squashed[i + end :].startswith(p["squashed"]) for p in plurals)
+            for i in _places(marker["squashed"], squashed)
+        )
+    padded = f" {folded} "
+    return any(
+        not any(padded[i + len(marker["folded"]) + 2 :].startswith(p["folded"] + " ") for p in plurals)
+        for i in _places(f" {marker['folded']} ", padded)
+    )
 
 
 def _guard_hit(guard: dict, folded: str, squashed: str) -> bool:
@@ -766,9 +813,10 @@ def _load_lexicon(directory: Path) -> dict[str, dict]:
                 raise ContentError(f"{path}: {where} ({t['term']}): category must be one of {CATEGORIES}")
             if t.get("severity") not in SEVERITIES:
                 raise ContentError(f"{path}: {where} ({t['term']}): severity must be one of {SEVERITIES}")
-            not_after = t.get("not_after") or []
-            if not isinstance(not_after, list) or not all(isinstance(w, str) and w.strip() for w in not_after):
-                raise ContentError(f"{path}: {where} ({t['term']}): not_after must be a list of words")
+            for option in ("not_after", "not_with"):
+                words = t.get(option) or []
+                if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+                    raise ContentError(f"{path}: {where} ({t['term']}): {option} must be a list of words")
             terms.append(_compile_term(path, t["term"], t))
         lists = {
             "guards": "question_guards",
@@ -778,6 +826,9 @@ def _load_lexicon(directory: Path) -> dict[str, dict]:
             "particles": "particles",
             "auxiliaries": "auxiliaries",
             "nominalisers": "nominalisers",
+            "conditionals": "conditionals",
+            "long": "long_absence",
+            "plurals": "plurals",
         }
         out[lang] = {"terms": terms}
         for key, name in lists.items():
@@ -807,6 +858,8 @@ def _compile_term(path: Path, raw: Any, spec: dict) -> dict:
         "alone": bool(spec.get("alone", False)),
         # squashed words this term must not directly follow ("lost" after a thing)
         "not_after": tuple(fold(w).replace(" ", "") for w in spec.get("not_after") or ()),
+        # words that, anywhere in the message, give a harmless cause ("battery flat")
+        "not_with": tuple(_compile_term(path, w, {}) for w in spec.get("not_with") or ()),
     }
 
 

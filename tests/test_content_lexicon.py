@@ -93,6 +93,14 @@ REPORTS = [
     Report("my", "ညီမကို ဘယ်သူမှ ခေါ်လို့မရတော့ဘူး", "missing_person"),
     Report("my", "ကျွန်တော့်ကို အခန်းထဲ သော့ခတ်ထားတယ်", severity="emergency"),  # ကျွန်တော့် is personal
     Report("my", "ရွာက ကောင်မလေးတွေ ရောင်းခံလိုက်ရတယ်", "trafficking"),
+    # issue 4, fourth round: a harmless cause does not excuse a long silence; a supposition about a
+    # named person, and romanised markers of a person, still escalate
+    Report("my", "ညီမ ဖုန်းပျက်သွားတယ်လို့ ပွဲစားက ပြောတယ် ဆက်သွယ်မရတာ တစ်လရှိပြီ", "missing_person"),
+    Report("my", "ညီမကို ပွဲစားက ငွေထပ်တောင်းရင် ဘာလုပ်ရမလဲ", "trafficking"),
+    Report("my", "nyi lay phone pate nay tar 2 pat shi pi", "missing_person"),
+    Report("my", "maung lay ko border mhar phan thwar tal", "trafficking"),
+    Report("my", "တံခါး ပိတ်ထားတယ် ငါ ထွက်လို့မရဘူး", severity="emergency"),
+    Report("my", "ညီမကို တရုတ်မှာ ရောင်းစားတာ မှန်လား"),  # one girl named: still a report
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -165,6 +173,22 @@ HARMLESS = [
     ("my", "ကျွန်တော့်ဖုန်း ဘေလ်ကုန်နေလို့ ဘယ်သူ့ကိုမှ ခေါ်လို့မရဘူး"),
     ("my", "အလုပ်ရှင်က အပြင်မထွက်ခိုင်းတာ လူကုန်ကူးမှုထဲ ပါလား"),
     ("my", "ငါ့ပိုက်ဆံ ပို့တော့မယ်တဲ့"),
+    # issue 4, fourth round: a phone out of reach for a harmless cause; places that close; a term only
+    # supposed ("if …"); romanised questions (Jinghpaw "ya", "shi" are not persons in Burmese)
+    ("my", "အမေ့ဖုန်း ဘက်ထရီကုန်နေလို့ ခေါ်လို့မရဘူး"),
+    ("my", "ညီလေး ဖုန်းပျောက်သွားလို့ ဆက်သွယ်မရဘူး နံပါတ်အသစ် ဘယ်လိုရှာရမလဲ"),
+    ("my", "ရွာမှာ လိုင်းမကောင်းလို့ အမေ့ဖုန်း မဝင်ဘူး"),
+    ("my", "အဖေ ဖုန်းမကိုင်ဘူး အလုပ်များနေလို့ ထင်တယ်"),
+    ("my", "ကျွန်မ ဖုန်းပိတ်ထားတာ အိပ်နေလို့ပါ"),
+    ("my", "ကျောင်းပိတ်ထားလို့ သမီး အိမ်မှာ နေတယ်"),
+    ("my", "ပွဲစားက ငွေထပ်တောင်းရင် ပေးရမလား"),
+    ("my", "အလုပ်မှာ ဒဏ်ရာရရင် လျော်ကြေးရလား"),
+    ("my", "ညီမ ထိုင်းမှာ ဆေးရုံတက်နေတယ် ဆေးဖိုး ဘယ်လောက်ကျမလဲ"),
+    ("my", "pwe sar ka ngway taung yin pay ya ma lar"),
+    ("my", "a lote shin ka passport yu htar tar ya lar"),
+    ("my", "sister phone battery kon nay lo phone set ma ya buu"),
+    ("my", "a phay phone ma kaing buu, a lote myar nay lo tae"),
+    ("my", "တရုတ်မှာ မိန်းကလေးတွေကို ရောင်းစားတာ မှန်လား"),  # girls in general: nobody named
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
