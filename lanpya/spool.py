@@ -165,6 +165,10 @@ _persist_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="persist")
 
 
 def _apply_committed(db: Database, op: str, payload: dict) -> Any:
+    if op == "inbound":
+        from lanpya import ingest
+
+        return ingest.store(db, **payload)  # one statement on PostgreSQL
     with db.session() as session:
         return apply(session, op, payload)
 
