@@ -27,11 +27,15 @@ its throughput grows with the calls in flight).
 from __future__ import annotations
 
 import argparse
+import http.client
 import itertools
 import os
+import select
+import socket
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -135,6 +139,58 @@ def make_fake_twilio():
     return TimedTwilio(ACCOUNT_SID, AUTH_TOKEN)
 
 
+class FormPoster:
+    """A thin keep-alive HTTP/1.1 client for one thread: POSTs a form, returns the status.
+
+    The acknowledgement time is then the server's, not the client library's:
+    ``requests`` added 2-4 ms a call on this 2-core machine (3.7 ms p50
+    between the client's time and gunicorn's own request time, 23:05 UTC
+    2026-11-25), the same constant on both sides, which pulled the ack ratio
+    toward 1. A connection the server has closed while idle (gunicorn's
+    keep-alive is 2 s) is noticed before the request is sent, as urllib3 does,
+    so no POST is ever sent twice."""
+
+    def __init__(self, url: str):
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port = parts.hostname, parts.port
+        self.path = parts.path + ("?" + parts.query if parts.query else "")
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _fresh(self) -> http.client.HTTPConnection:
+        conn = self.conn
+        if conn is not None and conn.sock is not None:
+            readable, _, _ = select.select([conn.sock], [], [], 0)
+            if readable:  # idle and readable: the server closed it (EOF)
+                conn.close()
+                conn = None
+        if conn is None or conn.sock is None:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn = conn
+        return conn
+
+    def post(self, form: dict, headers: dict) -> int:
+        conn = self._fresh()
+        try:
+            conn.request(
+                "POST",
+                self.path,
+                urllib.parse.urlencode(form).encode(),
+                {"Content-Type": "application/x-www-form-urlencoded", **headers},
+            )
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            self.conn = None
+            raise
+        if response.will_close:
+            conn.close()
+            self.conn = None
+        return response.status
+
+
 def drive(
     url: str, signed_base: str | None, senders: list[str], rate: float, duration: float, tag: str
 ) -> Side:
@@ -147,9 +203,9 @@ def drive(
     seq = itertools.count()
 
     def post(i: int, t_planned: float) -> None:
-        session = getattr(local, "s", None)
-        if session is None:
-            session = local.s = requests.Session()
+        poster = getattr(local, "poster", None)
+        if poster is None:
+            poster = local.poster = FormPoster(url)
         sender = senders[i % len(senders)]
         text = QUESTIONS[(i // len(senders)) % len(QUESTIONS)]
         form = {
@@ -165,9 +221,8 @@ def drive(
             headers["X-Twilio-Signature"] = validator.compute_signature(signed_base + "/sms/twilio", form)
         record = Sent(sender, text, time.monotonic())
         try:
-            r = session.post(url, data=form, headers=headers, timeout=30)
-            record.status = r.status_code
-        except requests.RequestException:
+            record.status = poster.post(form, headers)
+        except (OSError, http.client.HTTPException):
             record.status = 0
         record.t_ack = time.monotonic()
         with lock:
