@@ -247,3 +247,25 @@ def test_bot_tokenizer_breaks_syllables_like_its_twin_in_lanpya_text():
         # the app's syllables, with punctuation dropped as the tokenizer does
         expected = [t.strip("။၊!?.,") for t in syllables(text).split()]
         assert got == [t for t in expected if t], text
+
+
+def test_ensemble_averages_the_kept_lr_ranking_with_the_last_classifiers():
+    """bot/components/ensemble.py (bot/pipelines/ensemble.yml, compared in
+    docs/nlu.md): an intent one classifier left out counts 0 there, and the
+    average, not either classifier alone, picks the intent."""
+    import json
+
+    code = (
+        "import json, sys; sys.path.insert(0, 'bot');"
+        "from components.ensemble import average;"
+        "lr = [{'name': 'fees_debt', 'confidence': 0.6}, {'name': 'report_concern', 'confidence': 0.4}];"
+        "diet = [{'name': 'report_concern', 'confidence': 0.9}, {'name': 'greet', 'confidence': 0.1}];"
+        "print(json.dumps([average(lr, diet, 0.5), average(lr, diet, 1.0)[0]['name']]))"
+    )
+    out = subprocess.run([str(RASA_PYTHON), "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", RASA_TELEMETRY_ENABLED="false"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    ranking, lr_only = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [r["name"] for r in ranking] == ["report_concern", "fees_debt", "greet"]
+    assert abs(ranking[0]["confidence"] - 0.65) < 1e-9 and abs(ranking[2]["confidence"] - 0.05) < 1e-9
+    assert lr_only == "fees_debt"

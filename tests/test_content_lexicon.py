@@ -101,6 +101,7 @@ REPORTS = [
     Report("my", "maung lay ko border mhar phan thwar tal", "trafficking"),
     Report("my", "တံခါး ပိတ်ထားတယ် ငါ ထွက်လို့မရဘူး", severity="emergency"),
     Report("my", "ညီမကို တရုတ်မှာ ရောင်းစားတာ မှန်လား"),  # one girl named: still a report
+    Report("my", "ပွဲစားက ဖုန်းလုသွားပြီး ညီမကို ခေါ်သွားတယ်", severity="emergency"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -189,6 +190,7 @@ HARMLESS = [
     ("my", "sister phone battery kon nay lo phone set ma ya buu"),
     ("my", "a phay phone ma kaing buu, a lote myar nay lo tae"),
     ("my", "တရုတ်မှာ မိန်းကလေးတွေကို ရောင်းစားတာ မှန်လား"),  # girls in general: nobody named
+    ("my", "ငါ့ဖုန်း လုသွားတယ် ဆင်းကတ်အသစ် ဘယ်မှာလုပ်ရလဲ"),  # the sender's own phone snatched
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
