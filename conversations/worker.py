@@ -49,6 +49,13 @@ RECLAIM_EVERY_S = 10.0
 POLL_S = 0.05
 #: outbox rows sent per channel per dispatch pass
 DISPATCH_BATCH = 200
+#: the dispatch loop's wait when nothing woke it: this worker's replies wake it at
+#: once; what others queue (agent replies, alerts, campaigns) and retries coming
+#: due are found within this (each idle pass is a claim transaction)
+DISPATCH_IDLE_S = 0.25
+#: requeueing abandoned rows and marking unconfigured channels' rows unsent: a
+#: transaction each, once a second rather than on every pass
+DISPATCH_HOUSEKEEPING_S = 1.0
 #: database connections a worker process keeps (plus one listening)
 POOL_CONNECTIONS = 15
 #: idle wait between polls of the inbound queue while LISTEN wakes the worker
@@ -135,7 +142,13 @@ class Worker:
         if channels is None or not hasattr(channels, "dispatch_due"):
             return 0
         try:
-            return channels.dispatch_due(self.db, self.config, self.name, DISPATCH_BATCH) or 0
+            housekeeping = self._due("dispatch housekeeping", DISPATCH_HOUSEKEEPING_S)
+            return (
+                channels.dispatch_due(
+                    self.db, self.config, self.name, DISPATCH_BATCH, housekeeping=housekeeping
+                )
+                or 0
+            )
         except Exception:
             logger.exception("dispatching the outbox failed")
             return 0
@@ -212,7 +225,7 @@ class Worker:
             # a full batch: more may be due at once; otherwise the next reply wakes it
             # (an empty pass after each send cost ~10 statements a message)
             if self.dispatch() < DISPATCH_BATCH:
-                self.outbox_ready.wait(POLL_S)
+                self.outbox_ready.wait(DISPATCH_IDLE_S)
 
     def run(self) -> None:
         if self.db.is_postgres:

@@ -537,19 +537,28 @@ def _broadcast_key(item: Claimed) -> tuple:
     return (item.body, repr(sorted((item.extra or {}).items())))
 
 
-def dispatch_due(db: Database, config: Config, worker_name: str, limit: int = 100) -> int:
+def dispatch_due(
+    db: Database, config: Config, worker_name: str, limit: int = 100, housekeeping: bool = True
+) -> int:
     """Send what is due, at most ``limit`` rows per channel; returns rows handled.
 
     Replies, alerts and agent messages (priority 0) go before campaign
     traffic (priority 5). Viber campaign rows with the same text are sent with
     ``broadcast_message`` in batches of at most 300.
+
+    ``housekeeping``: also requeue rows abandoned past their lease and mark
+    rows of a channel without credentials unsent — a transaction each. The
+    worker's dispatch loop, which passes once per reply under load, asks for
+    it about once a second, not on every pass.
     """
-    recover_abandoned(db)
+    if housekeeping:
+        recover_abandoned(db)
     handled = 0
     for channel in CHANNELS:
         sender = sender_for(config, channel)
         if sender is None:
-            handled += _mark_unsent(db, channel, limit)
+            if housekeeping:
+                handled += _mark_unsent(db, channel, limit)
             continue
         items = _claim(db, config, channel, worker_name, limit)
         if not items:
