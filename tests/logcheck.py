@@ -2,7 +2,8 @@
 the production redacting filter, and the session fails if any captured line
 contains a phone number or a message body that passed through the system.
 
-Every address and text handed to ``lanpya.ingest.receive`` during the run is
+Every address and text handed to ``lanpya.ingest.receive`` or
+``lanpya.ingest.store`` (the webhooks' one-statement way in) during the run is
 remembered (bodies of 8+ characters, so "hi" does not match by chance)."""
 
 from __future__ import annotations
@@ -46,13 +47,18 @@ def pytest_configure(config):
 
     import lanpya.ingest as ingest
 
-    original = ingest.receive
+    original_receive, original_store = ingest.receive, ingest.store
 
     def receive(session, **kwargs):
         remember(kwargs.get("address"), kwargs.get("text"))
-        return original(session, **kwargs)
+        return original_receive(session, **kwargs)
+
+    def store(db, **kwargs):
+        remember(kwargs.get("address"), kwargs.get("text"))
+        return original_store(db, **kwargs)
 
     ingest.receive = receive
+    ingest.store = store
 
 
 def pytest_sessionfinish(session, exitstatus):
