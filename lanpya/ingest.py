@@ -193,11 +193,17 @@ def receive(
     row, encoding = _message(text, kind, media)
     contact_id = _seen(session, channel, address, row["received_at"], encoding)
     conn = session.connection()
-    _, insert_inbound, stored_ids = _statements(conn.dialect.name)
+    _, insert_inbound, _ = _statements(conn.dialect.name)
     row.update(channel=channel, provider_id=provider_id, contact_id=contact_id)
     inbound_id = conn.execute(insert_inbound, row).scalar()
     if inbound_id is not None:
         return Received(inbound_id, contact_id, True)
+    return _already_stored(conn, channel, provider_id)
+
+
+def _already_stored(conn, channel: str, provider_id: str) -> Received:
+    """A repeat delivery: the ids of the row stored the first time."""
+    _, _, stored_ids = _statements(conn.dialect.name)
     existing = conn.execute(stored_ids, {"channel": channel, "provider_id": provider_id}).one()
     return Received(existing.id, existing.contact_id, False)
 
@@ -276,9 +282,7 @@ def store(
             if got is not None:
                 if got.inbound_id is not None:
                     return Received(got.inbound_id, got.contact_id, True)
-                _, _, stored_ids = _statements(conn.dialect.name)
-                existing = conn.execute(stored_ids, {"channel": channel, "provider_id": provider_id}).one()
-                return Received(existing.id, existing.contact_id, False)
+                return _already_stored(conn, channel, provider_id)
     with db.session() as session:  # a new contact (or SQLite)
         return receive(
             session,
