@@ -30,34 +30,29 @@ from pathlib import Path
 from twilio.request_validator import RequestValidator
 
 from bench import pct
-from bench.e2e import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, QUESTIONS, FormPoster, database_url
-from bench.e2e_stack import base_env, cpu_seconds, free_port, postgres_cpu_seconds, wait_http, web_proc
+from bench.e2e import QUESTIONS, FormPoster, database_url
+from bench.e2e_stack import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    OUR_NUMBER,
+    cpu_seconds,
+    free_port,
+    postgres_cpu_seconds,
+    stack_env,
+    wait_http,
+    web_proc,
+)
 
 SENDERS = 200
 
 
 def measure(rate: float, duration: float, badsig: bool = False) -> dict:
-    from lanpya import crypto
     from lanpya.db import upgrade
 
     tmp = Path(tempfile.mkdtemp(prefix="lanpya-ack-"))
     db_url, drop_db = database_url(tmp)
     port = free_port()
-    env = base_env(
-        DATABASE_URL=db_url,
-        LANPYA_SECRET_KEY="bench-" + uuid.uuid4().hex * 2,
-        LANPYA_DATA_KEY=crypto.new_key(),
-        LANPYA_LOOKUP_KEY=crypto.new_lookup_key(),
-        LANPYA_INTERNAL_TOKEN="bench-" + uuid.uuid4().hex,
-        LANPYA_VAR_DIR=str(tmp / "var"),
-        LANPYA_SPOOL_DIR=str(tmp / "var" / "spool"),
-        WEB_PORT=str(port),
-        PUBLIC_URL=f"http://127.0.0.1:{port}",
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        TWILIO_FROM_NUMBER=OUR_NUMBER,
-        HOTLINE_NUMBER="+95 1 000 000 (bench)",
-    )
+    env = stack_env(tmp, port, DATABASE_URL=db_url)
     (tmp / "var").mkdir(parents=True)
     upgrade(db_url)
     web = web_proc(env, tmp).start()

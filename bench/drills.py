@@ -76,8 +76,11 @@ from twilio.request_validator import RequestValidator
 
 from bench import Result, pct
 from bench.drill_check import Arrival, InRow, OutRow, Webhook, campaign_check, check
-from bench.e2e import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, QUESTIONS
+from bench.e2e import QUESTIONS
 from bench.e2e_stack import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    OUR_NUMBER,
     Proc,
     actions_proc,
     base_env,

@@ -46,22 +46,22 @@ from twilio.request_validator import RequestValidator
 
 from bench import Result, pct
 from bench.e2e_stack import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    OUR_NUMBER,
     ROOT,
     actions_proc,
-    base_env,
     cpu_seconds,
     free_port,
     postgres_cpu_seconds,
     rasa_proc,
+    stack_env,
     train,
     wait_http,
     web_proc,
     worker_proc,
 )
 
-ACCOUNT_SID = "AC" + "b" * 32
-AUTH_TOKEN = "bench-twilio-auth-token"
-OUR_NUMBER = "+15005550006"
 #: how long after the last webhook replies are still awaited, each side (the
 #: full run must fit in 3 minutes of `make bench`'s 20); what comes later is
 #: not lost (the inbound states count it) but is not "answered" here
@@ -325,37 +325,25 @@ def cpu_per_message(before: dict[str, float], after: dict[str, float], messages:
 def measure(rate: float = 20.0, duration: float = 60.0, log=print) -> dict:
     import logging
 
-    from lanpya import crypto
-
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fake's request lines
 
     tmp = Path(tempfile.mkdtemp(prefix="lanpya-bench-"))
     db_url, drop_db = database_url(tmp)
     web_port, rasa_port, action_port = free_port(), free_port(), free_port()
     fake = make_fake_twilio().start()
-    env = base_env(
+    env = stack_env(
+        tmp,
+        web_port,
         DATABASE_URL=db_url,
-        LANPYA_SECRET_KEY="bench-" + uuid.uuid4().hex * 2,
-        LANPYA_DATA_KEY=crypto.new_key(),
-        LANPYA_LOOKUP_KEY=crypto.new_lookup_key(),
-        LANPYA_INTERNAL_TOKEN="bench-" + uuid.uuid4().hex,
-        LANPYA_VAR_DIR=str(tmp / "var"),
-        LANPYA_SPOOL_DIR=str(tmp / "var" / "spool"),
-        WEB_PORT=str(web_port),
         RASA_PORT=str(rasa_port),
         ACTION_PORT=str(action_port),
-        PUBLIC_URL=f"http://127.0.0.1:{web_port}",
         RASA_URL=f"http://127.0.0.1:{rasa_port}",
         ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}/webhook",
         INTERNAL_URL=f"http://127.0.0.1:{web_port}",
         RASA_TRACKER_URL=f"sqlite:///{tmp / 'tracker.db'}",
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        TWILIO_FROM_NUMBER=OUR_NUMBER,
         TWILIO_API_URL=fake.url,
         TWILIO_RATE="100",
         WORKER_THREADS="32",
-        HOTLINE_NUMBER="+95 1 000 000 (bench)",
         SENDER_LIMIT_PER_MIN="20",
         NEW_SENDER_LIMIT_PER_MIN="1000",
         RASA_TWILIO_ACCOUNT_SID=ACCOUNT_SID,

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -23,6 +24,11 @@ RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 APP_BIN = ROOT / ".venv" / "bin"
 CACHE = Path(os.environ.get("LANPYA_CACHE", Path.home() / ".cache" / "lanpya"))
 MODEL_DIR = CACHE / "models"
+
+#: the Twilio account the benchmarks' fake provider accepts (and signs with)
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-twilio-auth-token"
+OUR_NUMBER = "+15005550006"
 
 
 def free_port() -> int:
@@ -44,6 +50,32 @@ def base_env(**values: str) -> dict[str, str]:
     env.update(PYTHONUNBUFFERED="1", LANPYA_ENV="test", LOG_LEVEL="WARNING", RASA_MODEL_DIR=str(MODEL_DIR))
     env.update(values)
     return env
+
+
+def stack_env(tmp: Path, web_port: int, **values: str) -> dict[str, str]:
+    """``base_env`` plus what every benchmark stack sets alike: fresh secrets and
+    keys, var and spool under ``tmp``, the web's port and public URL, the fake
+    provider's Twilio account and a placeholder hotline; ``values`` add to or
+    override them."""
+    from lanpya import crypto
+
+    public = f"http://127.0.0.1:{web_port}"
+    env = {
+        "LANPYA_SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
+        "LANPYA_DATA_KEY": crypto.new_key(),
+        "LANPYA_LOOKUP_KEY": crypto.new_lookup_key(),
+        "LANPYA_INTERNAL_TOKEN": "bench-" + uuid.uuid4().hex,
+        "LANPYA_VAR_DIR": str(tmp / "var"),
+        "LANPYA_SPOOL_DIR": str(tmp / "var" / "spool"),
+        "WEB_PORT": str(web_port),
+        "PUBLIC_URL": public,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": OUR_NUMBER,
+        "HOTLINE_NUMBER": "+95 1 000 000 (bench)",
+    }
+    env.update(values)
+    return base_env(**env)
 
 
 def train(env: dict[str, str]) -> Path:

@@ -43,8 +43,19 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from bench import Result, pct
-from bench.e2e import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, database_url
-from bench.e2e_stack import APP_BIN, Proc, base_env, free_port, wait_http, web_proc, worker_proc
+from bench.e2e import database_url
+from bench.e2e_stack import (
+    ACCOUNT_SID,
+    APP_BIN,
+    AUTH_TOKEN,
+    OUR_NUMBER,
+    Proc,
+    free_port,
+    stack_env,
+    wait_http,
+    web_proc,
+    worker_proc,
+)
 
 AGENT1, AGENT2, SUPERVISOR = "+959250009001", "+959250009002", "+959250009003"
 REPORT = "My sister was trafficked to China, please help"
@@ -160,7 +171,6 @@ def case_senders(db_url: str, env: dict) -> dict[int, tuple[str, datetime]]:
 def measure(reports: int = 100, rate: float = 2.0, log=print) -> dict:
     import logging
 
-    from lanpya import crypto
     from lanpya.db import upgrade
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fakes' request lines
@@ -171,24 +181,15 @@ def measure(reports: int = 100, rate: float = 2.0, log=print) -> dict:
     token = "bench-" + uuid.uuid4().hex
     fake = make_fake_twilio().start()
     bot = BotStandIn(base, token).start()
-    env = base_env(
+    env = stack_env(
+        tmp,
+        web_port,
         DATABASE_URL=db_url,
-        LANPYA_SECRET_KEY="bench-" + uuid.uuid4().hex * 2,
-        LANPYA_DATA_KEY=crypto.new_key(),
-        LANPYA_LOOKUP_KEY=crypto.new_lookup_key(),
         LANPYA_INTERNAL_TOKEN=token,
-        LANPYA_VAR_DIR=str(tmp / "var"),
-        LANPYA_SPOOL_DIR=str(tmp / "var" / "spool"),
-        WEB_PORT=str(web_port),
-        PUBLIC_URL=base,
         INTERNAL_URL=base,
         RASA_URL=bot.url,
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        TWILIO_FROM_NUMBER=OUR_NUMBER,
         TWILIO_API_URL=fake.url,
         TWILIO_RATE="100",
-        HOTLINE_NUMBER="+95 1 000 000 (bench)",
         NEW_SENDER_LIMIT_PER_MIN="10000",
         DEADLINE_URGENT_MIN="1",
         DEADLINE_EMERGENCY_MIN="1",
