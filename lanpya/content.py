@@ -380,8 +380,9 @@ class Content:
         Narrower exemptions, so that escalation stays the default:
 
         - a term with ``not_after`` does not count where it directly follows
-          one of those words (particles between allowed): "lost" after a
-          thing ("the phone ... lost"), "phone off" after "my";
+          one of those words (particles between allowed, and the term's
+          ``gap`` words: a time phrase): "lost" after a thing ("the phone ...
+          lost", "the dog, two days now, lost"), "phone off" after "my";
         - a term with ``not_with`` does not count in a message that also
           gives one of those harmless causes ("… battery flat", "… lost her
           phone") unless it says the silence is long (long_absence: "for a
@@ -411,7 +412,10 @@ class Content:
         every = _every_language(lexicon, language)
         q_folded, q_squashed = _without(every["help"], folded, squashed)
         is_question = any(_guard_hit(g, q_folded, q_squashed) for g in every["guards"])
-        personal = any(_guard_hit(g, folded, squashed) for g in every["personal"])
+        # words that only contain a personal marker's letters ("အများ", most, holds "အမ", sister) are
+        # taken out before personal markers are looked for
+        p_folded, p_squashed = _without(every["not_personal"], folded, squashed)
+        personal = any(_guard_hit(g, p_folded, p_squashed) for g in every["personal"])
         generic = any(_guard_hit(g, folded, squashed) for g in every["generic"])
         weak_ok = personal and not is_question
         best: RiskHit | None = None
@@ -521,7 +525,7 @@ def _term_hit(term: dict, tokens: list[str], squashed: str, starts: dict[str, li
 
 _GUARD_LISTS = (
     "guards", "personal", "generic", "help", "particles", "auxiliaries", "nominalisers", "conditionals", "long",
-    "plurals",
+    "plurals", "not_personal",
 )
 
 
@@ -588,7 +592,10 @@ def _term_counts(term: dict, folded: str, squashed: str, every: dict, generic: b
         places = [
             i
             for i in places
-            if not any(_strip_end(squashed[:i], every["particles"]).endswith(w) for w in term["not_after"])
+            if not any(
+                _strip_end(squashed[:i], every["particles"] + term["gap"], times=5).endswith(w)
+                for w in term["not_after"]
+            )
         ]
         if not places:
             return False
@@ -611,7 +618,7 @@ def _term_counts(term: dict, folded: str, squashed: str, every: dict, generic: b
     if (generic and every_place_followed_by(every["nominalisers"])) or (
         every["conditionals"] and every_place_followed_by(every["conditionals"])
     ):
-        rest_folded, rest_squashed = _without([term], folded, squashed)
+        rest_folded, rest_squashed = _without([term, *every["not_personal"]], folded, squashed)
         if not any(_names_someone(g, rest_folded, rest_squashed, every["plurals"]) for g in every["personal"]):
             return False
     return True
@@ -813,7 +820,7 @@ def _load_lexicon(directory: Path) -> dict[str, dict]:
                 raise ContentError(f"{path}: {where} ({t['term']}): category must be one of {CATEGORIES}")
             if t.get("severity") not in SEVERITIES:
                 raise ContentError(f"{path}: {where} ({t['term']}): severity must be one of {SEVERITIES}")
-            for option in ("not_after", "not_with"):
+            for option in ("not_after", "not_with", "gap"):
                 words = t.get(option) or []
                 if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
                     raise ContentError(f"{path}: {where} ({t['term']}): {option} must be a list of words")
@@ -829,6 +836,7 @@ def _load_lexicon(directory: Path) -> dict[str, dict]:
             "conditionals": "conditionals",
             "long": "long_absence",
             "plurals": "plurals",
+            "not_personal": "not_personal",
         }
         out[lang] = {"terms": terms}
         for key, name in lists.items():
@@ -860,6 +868,9 @@ def _compile_term(path: Path, raw: Any, spec: dict) -> dict:
         "not_after": tuple(fold(w).replace(" ", "") for w in spec.get("not_after") or ()),
         # words that, anywhere in the message, give a harmless cause ("battery flat")
         "not_with": tuple(_compile_term(path, w, {}) for w in spec.get("not_with") or ()),
+        # more words allowed, besides particles, between a not_after word and the term: a time
+        # phrase between a lost thing and "lost" ("ခွေးလေး နှစ်ရက်ရှိပြီ ပျောက်နေတယ်")
+        "gap": [_compile_term(path, w, {}) for w in spec.get("gap") or ()],
     }
 
 

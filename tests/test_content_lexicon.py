@@ -102,6 +102,15 @@ REPORTS = [
     Report("my", "တံခါး ပိတ်ထားတယ် ငါ ထွက်လို့မရဘူး", severity="emergency"),
     Report("my", "ညီမကို တရုတ်မှာ ရောင်းစားတာ မှန်လား"),  # one girl named: still a report
     Report("my", "ပွဲစားက ဖုန်းလုသွားပြီး ညီမကို ခေါ်သွားတယ်", severity="emergency"),
+    # issue 4, fifth round: a named person still escalates next to the new exemptions (a quoted rule, a
+    # time phrase, words that hold a marker's letters); the new report forms
+    Report("my", "ညီမကို အပြင်မထွက်ရဆိုတဲ့ အလုပ်ရှင်က အခန်းထဲ ထားတယ် ပုံမှန်လား"),
+    Report("my", "ညီမ နှစ်ရက်ရှိပြီ ပျောက်နေတယ်", "missing_person"),
+    Report("my", "အမေ အမြဲငိုနေတယ် ညီမ ပျောက်နေတာ တစ်လရှိပြီ", "missing_person"),
+    Report("my", "အခန်းကို အပြင်ကနေ သော့ခတ်သွားတယ် ထွက်မရဘူး", severity="emergency"),
+    Report("my", "တောထဲမှာ ပစ်ထားခဲ့ပြီ ဘယ်ရောက်နေလဲ မသိ", severity="emergency"),
+    Report("my", "ယောက်ျားက သတ်ပစ်မယ်လို့ ခြိမ်းနေတယ်", severity="emergency"),
+    Report("my", "အစ်ကို့ကို ကြိုးနဲ့ ချည်ထားတယ်", severity="emergency"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -191,6 +200,16 @@ HARMLESS = [
     ("my", "a phay phone ma kaing buu, a lote myar nay lo tae"),
     ("my", "တရုတ်မှာ မိန်းကလေးတွေကို ရောင်းစားတာ မှန်လား"),  # girls in general: nobody named
     ("my", "ငါ့ဖုန်း လုသွားတယ် ဆင်းကတ်အသစ် ဘယ်မှာလုပ်ရလဲ"),  # the sender's own phone snatched
+    # issue 4, fifth round: a quoted rule asked about; "most common", "what signs", "should one watch
+    # out"; "အများ"/"အမှတ်အသား" are not "အမ"/"သား" (persons); a thing or an animal lost some days ago;
+    # a visa lost; no internet given as the reason
+    ("my", "ည ၉ နာရီနောက် အပြင်မထွက်ရဆိုတဲ့ အဆောင်စည်းကမ်း ဥပဒေနဲ့ညီလား"),
+    ("my", "လူကုန်ကူးမှု အများဆုံးဖြစ်တဲ့ နယ်တွေက ဘယ်မှာလဲ"),
+    ("my", "ဘာအမှတ်အသားတွေနဲ့ လူကုန်ကူးသူကို ခွဲခြားမလဲ သားသမီးတွေကို ပြောပြချင်တယ်"),
+    ("my", "ညီမရဲ့ ကြောင်လေး သုံးရက်ရှိပြီ ပျောက်နေတယ်"),
+    ("my", "အစ်ကို့ ဗီဇာ ပျောက်သွားတယ် ဘယ်မှာ ပြန်လုပ်ရလဲ"),
+    ("my", "internet မရလို့ ညီမနဲ့ ဆက်သွယ်လို့မရဘူး"),
+    ("my", "ချစ်သူနဲ့ သူ့ရွာကို လိုက်သွားရင် ဘာတွေ သတိထားသင့်လဲ"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
