@@ -589,13 +589,9 @@ def _term_counts(term: dict, folded: str, squashed: str, every: dict, generic: b
     if not places:
         return True
     if term["not_after"]:
+        between = every["particles"] + term["gap"]  # what may stand between the word and the term
         places = [
-            i
-            for i in places
-            if not any(
-                _strip_end(squashed[:i], every["particles"] + term["gap"], times=5).endswith(w)
-                for w in term["not_after"]
-            )
+            i for i in places if not _strip_end(squashed[:i], between, times=5).endswith(term["not_after"])
         ]
         if not places:
             return False
