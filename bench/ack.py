@@ -30,14 +30,12 @@ from pathlib import Path
 from twilio.request_validator import RequestValidator
 
 from bench import pct
-from bench.e2e import QUESTIONS, FormPoster, database_url
+from bench.e2e import QUESTIONS, FormPoster, cpu_per_message, cpu_snapshot, database_url
 from bench.e2e_stack import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     OUR_NUMBER,
-    cpu_seconds,
     free_port,
-    postgres_cpu_seconds,
     stack_env,
     wait_http,
     web_proc,
@@ -89,8 +87,7 @@ def measure(rate: float, duration: float, badsig: bool = False) -> dict:
             list(pool.map(lambda i: post(i, False), range(SENDERS)))
         acks.clear()
         log_from = web.log.stat().st_size
-        cpu0 = cpu_seconds(web.popen.pid)
-        pg0 = postgres_cpu_seconds(db_url.rsplit("/", 1)[1]) if db_url.startswith("postgresql") else 0.0
+        cpu0 = cpu_snapshot([web], db_url)
         n = int(rate * duration)
         start = time.monotonic()
         with ThreadPoolExecutor(48) as pool:
@@ -102,8 +99,7 @@ def measure(rate: float, duration: float, badsig: bool = False) -> dict:
                 futures.append(pool.submit(post, SENDERS + i, badsig))
             for f in futures:
                 f.result()
-        cpu = cpu_seconds(web.popen.pid) - cpu0
-        pg = (postgres_cpu_seconds(db_url.rsplit("/", 1)[1]) - pg0) if db_url.startswith("postgresql") else 0.0
+        cpu = cpu_per_message(cpu0, cpu_snapshot([web], db_url), n)
         time.sleep(0.5)  # the last access-log lines
         server = sorted(
             float(line.rsplit(" ", 1)[1].rstrip("s")) * 1000
@@ -119,8 +115,8 @@ def measure(rate: float, duration: float, badsig: bool = False) -> dict:
         "n": len(client),
         "client": (pct(client, 50), pct(client, 90), pct(client, 99), client[-1] if client else float("nan")),
         "server": (pct(server, 50), pct(server, 90), pct(server, 99)),
-        "web_cpu_ms": cpu * 1000 / max(n, 1),
-        "postgres_cpu_ms": pg * 1000 / max(n, 1),
+        "web_cpu_ms": cpu["web"],
+        "postgres_cpu_ms": cpu.get("postgres", 0.0),
         "load": os.getloadavg()[0],
     }
 
