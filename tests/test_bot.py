@@ -250,7 +250,7 @@ def test_bot_tokenizer_breaks_syllables_like_its_twin_in_lanpya_text():
 
 
 def test_ensemble_averages_the_kept_lr_ranking_with_the_last_classifiers():
-    """bot/components/ensemble.py (bot/pipelines/ensemble.yml, compared in
+    """bot/components/ensemble.py (served: bot/config.yml, LR 0.7; compared in
     docs/nlu.md): an intent one classifier left out counts 0 there, and the
     average, not either classifier alone, picks the intent."""
     import json

@@ -1,5 +1,6 @@
-"""An average of two intent classifiers (issue 4, fourth round: compared in
-docs/nlu.md, ``bot/pipelines/ensemble.yml``; not in the served model).
+"""An average of two intent classifiers (issue 4: compared in docs/nlu.md from
+its fourth round, ``bot/pipelines/ensemble.yml`` at 0.5; served since the
+seventh round, ``bot/config.yml`` at ``lr_weight: 0.7``).
 
 The LR (bag of n-grams) and DIET (which sees word order) each rank every
 intent. Rasa keeps only the last classifier's ``intent_ranking``, so
