@@ -379,9 +379,9 @@ def main_rasa(argv: list[str]) -> int:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
         f"Held-out sets bot/heldout/*.yml, never trained on (`my_fresh` and `my_sealed` were written "
-        f"before the issue-4 tuning; `my_lookalikes`, once `my_sealed2`, was unsealed and tuned on in its "
-        f"fifth round; `my_sealed3` and `my_sealed4` are blind: a sealed set's sentences are never "
-        f"printed); metadata language = the "
+        f"before the issue-4 tuning; `my_lookalikes` and `my_lookalikes2`, once `my_sealed2` and "
+        f"`my_sealed4`, were unsealed and tuned on in the fifth and eighth rounds; `my_sealed3` and "
+        f"`my_sealed5` are blind: a sealed set's sentences are never printed); metadata language = the "
         f"set's language; the text the worker sends "
         f"(Zawgyi converted at ingest). *classifier*: no risk metadata, the model alone (with its "
         f"doubtful-report rule); *system*: the app's risk lexicon (lanpya.content, as the worker screens) "
