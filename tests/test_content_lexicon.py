@@ -111,6 +111,12 @@ REPORTS = [
     Report("my", "တောထဲမှာ ပစ်ထားခဲ့ပြီ ဘယ်ရောက်နေလဲ မသိ", severity="emergency"),
     Report("my", "ယောက်ျားက သတ်ပစ်မယ်လို့ ခြိမ်းနေတယ်", severity="emergency"),
     Report("my", "အစ်ကို့ကို ကြိုးနဲ့ ချည်ထားတယ်", severity="emergency"),
+    # issue 4, eighth round: whereabouts unknown, said of someone (or, romanised, of nobody named);
+    # something heard of a named person is still told
+    Report("my", "တူမလေး ကွမ်းမင်းဘက်မှာ ဘယ်မြို့မှန်းမသိဘူး သုံးလရှိပြီ", "missing_person"),
+    Report("my", "ယောက်ျား ခုထိ ဘယ်ရောက်နေလဲ မသိဘူး", "missing_person"),
+    Report("my", "agent ကို ပိုက်ဆံပေးပြီးကတည်းက bal mhar shi lal ma thi buu", "missing_person"),
+    Report("my", "အစ်မကို တရုတ်မှာ ရောင်းလိုက်တယ်လို့ ကြားတယ် တကယ်လား"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -210,6 +216,10 @@ HARMLESS = [
     ("my", "အစ်ကို့ ဗီဇာ ပျောက်သွားတယ် ဘယ်မှာ ပြန်လုပ်ရလဲ"),
     ("my", "internet မရလို့ ညီမနဲ့ ဆက်သွယ်လို့မရဘူး"),
     ("my", "ချစ်သူနဲ့ သူ့ရွာကို လိုက်သွားရင် ဘာတွေ သတိထားသင့်လဲ"),
+    # issue 4, eighth round: a place or a thing whose whereabouts are unknown; girls in general heard of
+    ("my", "လားရှိုး MRC ရုံး ဘယ်မှာရှိမှန်းမသိဘူး"),
+    ("my", "ကျွန်တော့် passport ဘယ်မှာမှန်းမသိ ရှာမတွေ့ဘူး"),
+    ("my", "နယ်စပ်မှာ မိန်းကလေးတွေ ရောင်းခံရတယ်လို့ ကြားတယ် တကယ်လား"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
