@@ -333,7 +333,8 @@ def main_rasa(argv: list[str]) -> int:
         out = Path(tempfile.mkdtemp(prefix="nlu-compare-"))
         for config in configs:
             path, seconds = train_nlu(config, out)
-            name = str(config.relative_to(ROOT)) + " (NLU only)"
+            # a config outside the repository (a tuning variant in /tmp) is named by its full path
+            name = str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config) + " (NLU only)"
             results[name] = (evaluate(path, args.dev), seconds)
             print(table(name, results[name][0], seconds), flush=True)
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
