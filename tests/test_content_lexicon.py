@@ -117,6 +117,7 @@ REPORTS = [
     Report("my", "ယောက်ျား ခုထိ ဘယ်ရောက်နေလဲ မသိဘူး", "missing_person"),
     Report("my", "agent ကို ပိုက်ဆံပေးပြီးကတည်းက bal mhar shi lal ma thi buu", "missing_person"),
     Report("my", "အစ်မကို တရုတ်မှာ ရောင်းလိုက်တယ်လို့ ကြားတယ် တကယ်လား"),
+    Report("my", "တူမ ၁၄ နှစ်ပဲ ရှိသေးတယ် ပွဲစားက တရုတ်နဲ့ စေ့စပ်ပေးမယ်တဲ့ ဘယ်လိုတားရမလဲ", "forced_marriage"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -220,6 +221,7 @@ HARMLESS = [
     ("my", "လားရှိုး MRC ရုံး ဘယ်မှာရှိမှန်းမသိဘူး"),
     ("my", "ကျွန်တော့် passport ဘယ်မှာမှန်းမသိ ရှာမတွေ့ဘူး"),
     ("my", "နယ်စပ်မှာ မိန်းကလေးတွေ ရောင်းခံရတယ်လို့ ကြားတယ် တကယ်လား"),
+    ("my", "သမီးကို တရုတ်ကောင်လေးနဲ့ စေ့စပ်ပေးမယ်တဲ့ စိတ်ချရလား"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
