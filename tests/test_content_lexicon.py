@@ -118,6 +118,7 @@ REPORTS = [
     Report("my", "agent ကို ပိုက်ဆံပေးပြီးကတည်းက bal mhar shi lal ma thi buu", "missing_person"),
     Report("my", "အစ်မကို တရုတ်မှာ ရောင်းလိုက်တယ်လို့ ကြားတယ် တကယ်လား"),
     Report("my", "တူမ ၁၄ နှစ်ပဲ ရှိသေးတယ် ပွဲစားက တရုတ်နဲ့ စေ့စပ်ပေးမယ်တဲ့ ဘယ်လိုတားရမလဲ", "forced_marriage"),
+    Report("my", "မနက်ဖြန် တရုတ်လူကို အပ်တော့မယ်လို့ ပြောနေတယ်", severity="emergency"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
