@@ -380,9 +380,10 @@ def main_rasa(argv: list[str]) -> int:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
         f"Held-out sets bot/heldout/*.yml, never trained on (`my_fresh` and `my_sealed` were written "
-        f"before the issue-4 tuning; `my_lookalikes` and `my_lookalikes2`, once `my_sealed2` and "
-        f"`my_sealed4`, were unsealed and tuned on in the fifth and eighth rounds; `my_sealed3` and "
-        f"`my_sealed5` are blind: a sealed set's sentences are never printed); metadata language = the "
+        f"before the issue-4 tuning; `my_lookalikes`, `my_lookalikes2` and `my_lookalikes3`, once "
+        f"`my_sealed2`, `my_sealed4` and `my_sealed5`, were unsealed and tuned on after they were scored "
+        f"blind; `my_sealed3` and `my_sealed6` are blind: a sealed set's sentences are never printed); "
+        f"metadata language = the "
         f"set's language; the text the worker sends "
         f"(Zawgyi converted at ingest). *classifier*: no risk metadata, the model alone (with its "
         f"doubtful-report rule); *system*: the app's risk lexicon (lanpya.content, as the worker screens) "
