@@ -7,7 +7,10 @@ p95 (one parse at a time, in process, as the Rasa server does it) -- for the
 classifier alone, and for the *system*: what the reporter experiences, where
 the app's risk lexicon screens the message first (lanpya.content
 ``lexicon_match``, as conversations/handle.py does) and a hit both opens a
-case and is passed to Rasa as ``metadata.risk`` (RiskRouter). Both columns
+case and is passed to Rasa as ``metadata.risk`` (RiskRouter), and a message
+with no risk word that says the relative is fine is passed with
+``metadata.reassured`` (RiskRouter: a report guess becomes the best other
+intent; issue 4, eighth round). Both columns
 parse the text the worker sends Rasa (normalised at ingest: Zawgyi
 converted). The lexicon runs in the app's venv: ``--screen`` is that half,
 called as a subprocess.
@@ -112,21 +115,28 @@ def score(agent, examples: list, metadata_language: str, screened: list | None =
     loop = asyncio.get_event_loop()
     processor = agent.processor
 
-    def parse(text: str, risk: dict | None) -> str | None:
-        message = UserMessage(text, sender_id="bench", metadata={"language": metadata_language, "risk": risk})
+    def parse(text: str, risk: dict | None, reassured: bool = False) -> str | None:
+        metadata = {"language": metadata_language, "risk": risk}
+        if reassured:
+            metadata["reassured"] = True
+        message = UserMessage(text, sender_id="bench", metadata=metadata)
         return (loop.run_until_complete(processor.parse_message(message)).get("intent") or {}).get("name")
 
-    screened = screened or [(text, None) for text, _ in examples]
+    screened = screened or [(text, None, False) for text, _ in examples]
     correct = reports = reports_caught = harmless = harmless_escalated = 0
-    system_caught = system_escalated = lexicon_hits = 0
+    system_caught = system_escalated = lexicon_hits = reassured_count = 0
     latencies = []
     errors, misses = [], []
-    for (_, intent), (text, risk) in zip(examples, screened, strict=True):
+    for (_, intent), (text, risk, reassured) in zip(examples, screened, strict=True):
         started = time.perf_counter()
         predicted = parse(text, None)
         latencies.append((time.perf_counter() - started) * 1000)
         # the system: a lexicon hit opens a case and reaches Rasa as metadata.risk
         system = predicted in REPORT
+        if risk is None and reassured:
+            # "she is fine": the worker sends metadata.reassured; a report guess may become a question
+            reassured_count += 1
+            system = parse(text, None, reassured=True) in REPORT
         if risk is not None:
             # the worker opened the case already; RiskRouter must still start the report flow
             lexicon_hits += 1
@@ -161,6 +171,7 @@ def score(agent, examples: list, metadata_language: str, screened: list | None =
         "system_recall": system_caught / reports if reports else None,
         "system_harmless_escalated": system_escalated / harmless if harmless else 0.0,
         "lexicon_hits": lexicon_hits,
+        "reassured": reassured_count,
         "median_ms": statistics.median(latencies) if latencies else 0.0,
         "p95_ms": latencies[int(0.95 * (len(latencies) - 1))] if latencies else 0.0,
         "errors": errors,
@@ -256,7 +267,9 @@ def screen(request: dict) -> dict:
     """As the worker sees a message (lanpya.ingest, conversations/handle.py):
     normalised at ingest (Zawgyi converted), language detected (else the
     contact's, here the set's), whole-message keywords first, then the risk
-    lexicon. Returns {set: [(text sent to Rasa, risk metadata or None)]}."""
+    lexicon, then (no risk word) whether the message says the relative is fine
+    (``Content.reassured``, sent as ``metadata.reassured``). Returns
+    {set: [(text sent to Rasa, risk metadata or None, reassured)]}."""
     sys.path.insert(0, str(ROOT))
     from lanpya.config import Config
     from lanpya.content import Content
@@ -271,11 +284,14 @@ def screen(request: dict) -> dict:
             text = normalise_text(raw).text
             language = detect_language(text) or contact_language
             risk = None
+            reassured = False
             if match_keyword(text, content) is None:
                 hit = content.lexicon_match(text, language)
                 if hit is not None:
                     risk = {"category": hit.category, "severity": hit.severity, "case_id": None}
-            rows.append((text, risk))
+                else:
+                    reassured = content.reassured(text, language)
+            rows.append((text, risk, reassured))
         out[name] = rows
     return out
 
@@ -387,7 +403,9 @@ def main_rasa(argv: list[str]) -> int:
         f"set's language; the text the worker sends "
         f"(Zawgyi converted at ingest). *classifier*: no risk metadata, the model alone (with its "
         f"doubtful-report rule); *system*: the app's risk lexicon (lanpya.content, as the worker screens) "
-        f"OR the classifier — what a reporter experiences. Command: {command}, "
+        f"OR the classifier, given metadata.reassured where the worker sends it (no risk word, 'she is "
+        f"fine': a report guess becomes the best other intent) — what a reporter experiences. "
+        f"Command: {command}, "
         f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores, "
         f"load average {load} (1/5/15 min) at the end. "
         f"Targets: accuracy ≥0.90 en, ≥0.85 my/kac; report+emergency recall ≥{TARGET_RECALL}; "

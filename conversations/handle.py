@@ -126,6 +126,8 @@ class Plan:
     risk: dict | None
     case_id: int | None
     restart: bool
+    #: no risk word, and the message says the relative is fine or back (metadata.reassured)
+    reassured: bool = False
 
 
 class Handler:
@@ -165,7 +167,12 @@ class Handler:
             if plan.restart:
                 self.rasa.restart_session(plan.contact_uuid)
             reply = self.rasa.send(
-                plan.contact_uuid, plan.text, language=plan.language, channel=plan.channel, risk=plan.risk
+                plan.contact_uuid,
+                plan.text,
+                language=plan.language,
+                channel=plan.channel,
+                risk=plan.risk,
+                reassured=plan.reassured,
             )
         except RasaUnavailable as exc:
             logger.warning("inbound %s: Rasa unavailable (%s); will retry", inbound_id, exc)
@@ -218,8 +225,10 @@ class Handler:
             # 2. risk lexicon: a case opens whatever else happens
             risk = None
             case_id = None
+            reassured = False
             if msg.kind == "text" and hit is None:
                 risk, case_id = self._lexicon(s, msg, contact, text, language)
+                reassured = risk is None and self.answers.reassured(text, language)
 
             # 3. opted out: nothing but the opt-out confirmation goes to them
             if contact.opted_out:
@@ -269,6 +278,7 @@ class Handler:
                 risk=risk,
                 case_id=case_id,
                 restart=restart,
+                reassured=reassured,
             )
 
     def _fenced_with_contact(self, s: Session, inbound_id: int) -> tuple[Inbound, Contact | None] | None:

@@ -154,12 +154,12 @@ class RasaClient:
         language: str,
         channel: str,
         risk: dict | None = None,
+        reassured: bool = False,
     ) -> RasaReply:
-        payload = {
-            "sender": sender,
-            "message": message[:MAX_MESSAGE_CHARS],
-            "metadata": {"language": language, "channel": channel, "risk": risk},
-        }
+        metadata = {"language": language, "channel": channel, "risk": risk}
+        if reassured:  # no risk word, and "she is fine / back": bot/components/metadata.py RiskRouter
+            metadata["reassured"] = True
+        payload = {"sender": sender, "message": message[:MAX_MESSAGE_CHARS], "metadata": metadata}
         resp = self._post(self.base_url + CHANNEL_PATH, json=payload, params=self._params())
         try:
             data = resp.json()

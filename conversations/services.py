@@ -95,6 +95,18 @@ class Answers:
             logger.exception("risk lexicon failed; going on without it")
             return None
 
+    def reassured(self, text: str, language: str) -> bool:
+        """The message says the relative is fine (``Content.reassured``); False on any failure,
+        which leaves a report guess a report."""
+        content = self.content
+        if content is None or not text:
+            return False
+        try:
+            return bool(content.reassured(text, language))
+        except Exception:
+            logger.exception("reassurance check failed; going on without it")
+            return False
+
     def keyword(self, text: str) -> KeywordHit | None:
         mod = module("lanpya.keywords")
         content = self.content

@@ -431,6 +431,25 @@ class Content:
                             return best
         return best
 
+    def reassured(self, text: str, language: str | None = None) -> bool:
+        """The message says someone is fine or back ("reassurances": "she is fine now", "came
+        back") and takes none of it back ("contrasts": "but", "…ပေမဲ့"). The worker asks it only
+        of a message the lexicon did not escalate and passes it to Rasa as ``metadata.reassured``,
+        where a *report* guess of the classifier alone (never an emergency, never a lexicon hit)
+        becomes the best other intent (bot/components/metadata.py RiskRouter). Issue 4, eighth
+        round: "my son is fine in Thailand, how does he renew his permit" is a question."""
+        if not text:
+            return False
+        self._maybe_refresh()
+        folded = fold(text)
+        if not folded:
+            return False
+        squashed = folded.replace(" ", "")
+        every = _every_language(self._state.lexicon, language)
+        return any(_guard_hit(g, folded, squashed) for g in every["reassurances"]) and not any(
+            _guard_hit(g, folded, squashed) for g in every["contrasts"]
+        )
+
     # --- agencies ---------------------------------------------------------
     def agency_check(self, query: str) -> AgencyResult:
         """Look up an agency by English or Burmese name (misspellings
@@ -525,7 +544,7 @@ def _term_hit(term: dict, tokens: list[str], squashed: str, starts: dict[str, li
 
 _GUARD_LISTS = (
     "guards", "personal", "generic", "help", "particles", "auxiliaries", "nominalisers", "conditionals", "long",
-    "plurals", "not_personal",
+    "plurals", "not_personal", "reassurances", "contrasts",
 )
 
 
@@ -833,6 +852,8 @@ def _load_lexicon(directory: Path) -> dict[str, dict]:
             "long": "long_absence",
             "plurals": "plurals",
             "not_personal": "not_personal",
+            "reassurances": "reassurances",
+            "contrasts": "contrasts",
         }
         out[lang] = {"terms": terms}
         for key, name in lists.items():

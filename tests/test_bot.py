@@ -269,3 +269,43 @@ def test_ensemble_averages_the_kept_lr_ranking_with_the_last_classifiers():
     assert [r["name"] for r in ranking] == ["report_concern", "fees_debt", "greet"]
     assert abs(ranking[0]["confidence"] - 0.65) < 1e-9 and abs(ranking[2]["confidence"] - 0.05) < 1e-9
     assert lr_only == "fees_debt"
+
+
+def test_risk_router_reassured_turns_only_a_report_guess_into_the_best_other_intent():
+    """bot/components/metadata.py (issue 4, eighth round): with metadata.reassured ("my son is fine
+    in Thailand, …") a report_concern guess becomes the best non-report intent; an emergency guess,
+    a lexicon hit (metadata.risk) and a doubtful guess are left as they were."""
+    import json
+
+    code = """
+import json, sys
+sys.path.insert(0, 'bot')
+from rasa.shared.nlu.training_data.message import Message
+from components.metadata import RiskRouter
+
+def run(intent, ranking, metadata):
+    m = Message(data={'text': 'x', 'metadata': metadata, 'intent': {'name': intent, 'confidence': ranking[0][1]},
+                      'intent_ranking': [{'name': n, 'confidence': c} for n, c in ranking]})
+    RiskRouter({}).process([m])
+    return [m.get('intent')['name'], m.get('risk_override')]
+
+report = [('report_concern', 0.6), ('documents', 0.3), ('emergency', 0.1)]
+print(json.dumps([
+    run('report_concern', report, {'reassured': True}),
+    run('report_concern', report, {}),
+    run('emergency', [('emergency', 0.7), ('documents', 0.3)], {'reassured': True}),
+    run('documents', [('documents', 0.7), ('greet', 0.3)], {'risk': {'severity': 'urgent'}, 'reassured': True}),
+    run('nlu_fallback', [('nlu_fallback', 0.25), ('report_concern', 0.2), ('documents', 0.1)], {'reassured': True}),
+    run('nlu_fallback', [('nlu_fallback', 0.25), ('report_concern', 0.2), ('documents', 0.1)], {}),
+]))
+"""
+    out = subprocess.run([str(RASA_PYTHON), "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", RASA_TELEMETRY_ENABLED="false"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    reassured, plain, emergency, risky, doubtful_reassured, doubtful = json.loads(out.stdout.strip().splitlines()[-1])
+    assert reassured[0] == "documents" and reassured[1]["reassured"] is True
+    assert plain == ["report_concern", None]
+    assert emergency == ["emergency", None]
+    assert risky[0] == "report_concern"  # a risk word is a report, reassured or not
+    assert doubtful_reassured == ["nlu_fallback", None]  # a doubtful guess is not made a report either
+    assert doubtful[0] == "report_concern" and doubtful[1]["doubtful"] is True

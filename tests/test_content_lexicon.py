@@ -119,6 +119,8 @@ REPORTS = [
     Report("my", "အစ်မကို တရုတ်မှာ ရောင်းလိုက်တယ်လို့ ကြားတယ် တကယ်လား"),
     Report("my", "တူမ ၁၄ နှစ်ပဲ ရှိသေးတယ် ပွဲစားက တရုတ်နဲ့ စေ့စပ်ပေးမယ်တဲ့ ဘယ်လိုတားရမလဲ", "forced_marriage"),
     Report("my", "မနက်ဖြန် တရုတ်လူကို အပ်တော့မယ်လို့ ပြောနေတယ်", severity="emergency"),
+    Report("my", "ညီမ ဂျိုဟိုးမှာ လစာမရဘူး ပတ်စပို့လည်း သူဌေးဆီမှာ"),
+    Report("my", "သား လိုက်သွားတဲ့ အေဂျင်စီ ဖုန်းပိတ်ထားတယ် သားလည်း လနဲ့ချီ မဆက်တော့ဘူး", "missing_person"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -223,6 +225,9 @@ HARMLESS = [
     ("my", "ကျွန်တော့် passport ဘယ်မှာမှန်းမသိ ရှာမတွေ့ဘူး"),
     ("my", "နယ်စပ်မှာ မိန်းကလေးတွေ ရောင်းခံရတယ်လို့ ကြားတယ် တကယ်လား"),
     ("my", "သမီးကို တရုတ်ကောင်လေးနဲ့ စေ့စပ်ပေးမယ်တဲ့ စိတ်ချရလား"),
+    ("my", "ဝက်တွေ အကုန်လုံး ရောင်းလိုက်ပြီ ကြက်မွေးရင် ကောင်းမလား"),  # all the pigs sold
+    ("my", "ပွဲစားက ညီမကို ကိုရီးယားမှာ ပေးစားမယ်တဲ့ ဘာတွေ သိထားသင့်လဲ"),  # what should we know
+    ("my", "အေဂျင်စီရဲ့ ဖုန်းပိတ်ထားတယ် ဘယ်မှာ တိုင်ရမလဲ"),  # an agency's phone, where to complain
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
@@ -234,6 +239,34 @@ HARMLESS = [
 @pytest.mark.parametrize("language,text", HARMLESS, ids=[t for _, t in HARMLESS])
 def test_harmless_messages_do_not_escalate(content, language, text):
     assert content.lexicon_match(text, language) is None
+
+
+# issue 4, eighth round: "the relative is fine or back", said and not taken back (Content.reassured;
+# the worker sends it as metadata.reassured and RiskRouter keeps a report guess from opening a case)
+REASSURED = [
+    "သား ထိုင်းမှာ အဆင်ပြေနေတယ် ပါမစ် ဘယ်လို သက်တမ်းတိုးရလဲ",
+    "အစ်မ မလေးရှားက ပြန်ရောက်လာပြီ ဘယ်မှာ အလုပ်ရှာရမလဲ",
+    "ညီမလေး တရုတ်မှာ နေကောင်းပါတယ် ဗီဇာ သက်တမ်းကုန်ရင် ဘာလုပ်ရမလဲ",
+    "thar thai mhar a sin pyay tal visa bal lo lote ya lal",
+]
+NOT_REASSURED = [
+    "ညီမ အဆင်ပြေလား မသိဘူး",  # asked, not told
+    "ညီမ မလေးရှားက ပြန်ရောက်မလာသေးဘူး",  # not back yet
+    "အမေ နေမကောင်းဘူး",  # sick
+    "ညီမ အဆင်ပြေတယ်တဲ့ ဒါပေမဲ့ အသံက မကောင်းဘူး",  # taken back: "but"
+    "ပွဲစားက သမီး အဆင်ပြေတယ်ပဲ ပြောတယ်",  # only the broker says so
+    "my sister is fine but her boss keeps her passport",
+]
+
+
+@pytest.mark.parametrize("text", REASSURED)
+def test_a_relative_said_to_be_fine_is_reassured(content, text):
+    assert content.reassured(text, "my")
+
+
+@pytest.mark.parametrize("text", NOT_REASSURED)
+def test_asked_not_yet_or_taken_back_is_not_reassured(content, text):
+    assert not content.reassured(text, "my")
 
 
 def test_the_most_severe_term_wins(content):

@@ -69,6 +69,22 @@ def test_intent_confidence_and_metadata_reach_the_inbound_row(config, db, rasa, 
     assert metadata == {"language": "en", "channel": "sms", "risk": None}
 
 
+def test_a_relative_said_fine_reaches_rasa_as_reassured_unless_a_risk_word_is_there(config, db, rasa, clock):
+    """Issue 4, eighth round: "my son is fine in Thailand, how does he renew his permit" is sent with
+    metadata.reassured (RiskRouter then keeps a report guess from opening a case); "fine, but
+    her voice was not good" is taken back, and a risk word is a report whatever else is said."""
+    fine = "သား ထိုင်းမှာ အဆင်ပြေနေတယ် ပါမစ် ဘယ်လို သက်တမ်းတိုးရလဲ"
+    taken_back = "ညီမ အဆင်ပြေတယ်တဲ့ ဒါပေမဲ့ အသံက မကောင်းဘူး"
+    risky = "ညီမ အဆင်ပြေတယ်တဲ့ ပွဲစားက တရုတ်ကို ရောင်းလိုက်ပြီ"
+    for n, text in enumerate((fine, taken_back, risky)):
+        say(db, text, sender=f"+95925000010{n}")
+    make_worker(config, db, rasa).drain()
+    metadata = {message: meta for _, message, meta in rasa.received}
+    assert metadata[fine] == {"language": "my", "channel": "sms", "risk": None, "reassured": True}
+    assert "reassured" not in metadata[taken_back] and metadata[taken_back]["risk"] is None
+    assert "reassured" not in metadata[risky] and metadata[risky]["risk"] is not None
+
+
 def test_multiple_bot_messages_become_ordered_outbox_rows(config, db, rasa, clock):
     rasa.scripted["menu please"] = {"messages": [{"text": "first"}, {"text": "second"}, {"text": "third"}]}
     inbound_id = say(db, "menu please")

@@ -13,6 +13,12 @@
   It also settles doubt towards a human: when the FallbackClassifier found
   no confident intent but the classifier's best guess was a report or an
   emergency (at least ``report_floor``), the message is that report.
+  One exception, from the app as well: ``metadata.reassured`` (the message
+  says the relative is fine or back and takes none of it back; no risk word:
+  lanpya.content ``Content.reassured``). Then a ``report_concern`` guess of
+  the classifier alone becomes the best other intent ("my son is fine in
+  Thailand, how does he renew his permit" is a question), and a doubtful one
+  stays doubtful. An emergency guess is never reassured away.
 """
 
 from __future__ import annotations
@@ -98,11 +104,32 @@ class RiskRouter(GraphComponent):
             return {"name": ranking[0]["name"], "confidence": ranking[0].get("confidence")}
         return None
 
+    @staticmethod
+    def _reassure(message: Message) -> None:
+        """A report guess, in a message that says the relative is fine, becomes the best other intent."""
+        predicted = message.get(INTENT) or {}
+        if predicted.get("name") != "report_concern":
+            return
+        ranking = message.get(INTENT_RANKING_KEY) or []
+        others = [r for r in ranking if r.get("name") not in (*REPORT_INTENTS, "nlu_fallback")]
+        if not others:
+            return
+        message.set(
+            "risk_override",
+            {"from": predicted.get("name"), "confidence": predicted.get("confidence"), "reassured": True},
+            add_to_output=True,
+        )
+        best = {"name": others[0]["name"], "confidence": others[0].get("confidence")}
+        message.set(INTENT, best, add_to_output=True)
+
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             predicted: Optional[Dict[Text, Any]] = message.get(INTENT) or {}
             risk = _metadata(message).get("risk")
             if not isinstance(risk, dict):
+                if _metadata(message).get("reassured") is True:
+                    self._reassure(message)
+                    continue
                 doubtful = self._doubtful_report(message)
                 if doubtful:
                     message.set("risk_override", {"from": "nlu_fallback", "doubtful": True}, add_to_output=True)
