@@ -121,6 +121,7 @@ REPORTS = [
     Report("my", "မနက်ဖြန် တရုတ်လူကို အပ်တော့မယ်လို့ ပြောနေတယ်", severity="emergency"),
     Report("my", "ညီမ ဂျိုဟိုးမှာ လစာမရဘူး ပတ်စပို့လည်း သူဌေးဆီမှာ"),
     Report("my", "သား လိုက်သွားတဲ့ အေဂျင်စီ ဖုန်းပိတ်ထားတယ် သားလည်း လနဲ့ချီ မဆက်တော့ဘူး", "missing_person"),
+    Report("my", "ညီမ ဖုန်းဆက်တိုင်း ဘာဖြစ်လဲ မေးရင် မပြောရဲဘူး ငိုပဲငိုနေတယ်"),  # ninth round
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -228,6 +229,10 @@ HARMLESS = [
     ("my", "ဝက်တွေ အကုန်လုံး ရောင်းလိုက်ပြီ ကြက်မွေးရင် ကောင်းမလား"),  # all the pigs sold
     ("my", "ပွဲစားက ညီမကို ကိုရီးယားမှာ ပေးစားမယ်တဲ့ ဘာတွေ သိထားသင့်လဲ"),  # what should we know
     ("my", "အေဂျင်စီရဲ့ ဖုန်းပိတ်ထားတယ် ဘယ်မှာ တိုင်ရမလဲ"),  # an agency's phone, where to complain
+    # ninth round: two days (ရက်) and "cannot call" (ဆက်မရ) are not "days on end" (ရက်ဆက်တိုက်); a rumour
+    # about little girls (ကလေးမလေးတွေ) asked about
+    ("my", "ညီလေး ဖုန်းပျက်လို့ နှစ်ရက် ဆက်မရဘူး အခု ရပြီ"),
+    ("my", "မူဆယ်ဘက်မှာ ကလေးမလေးတွေ ပျောက်တယ်ဆိုတဲ့ ကောလာဟလ ကြားတယ် မှန်လား"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
