@@ -122,6 +122,11 @@ REPORTS = [
     Report("my", "ညီမ ဂျိုဟိုးမှာ လစာမရဘူး ပတ်စပို့လည်း သူဌေးဆီမှာ"),
     Report("my", "သား လိုက်သွားတဲ့ အေဂျင်စီ ဖုန်းပိတ်ထားတယ် သားလည်း လနဲ့ချီ မဆက်တော့ဘူး", "missing_person"),
     Report("my", "ညီမ ဖုန်းဆက်တိုင်း ဘာဖြစ်လဲ မေးရင် မပြောရဲဘူး ငိုပဲငိုနေတယ်"),  # ninth round
+    # tenth round: "last seen"; home only once the debt is paid; romanised passport kept, dragged in
+    Report("my", "သားရဲ့ facebook last seen တစ်လရှိပြီ", "missing_person"),
+    Report("my", "မောင်လေးကို ကြွေးဆပ်ပြီးမှ ပြန်ရမယ်တဲ့ စက်ရုံက ထွက်ခွင့်မပေးဘူး"),
+    Report("my", "thar ko boss ka passport yu pi thein htar tal, pyan lar lo ma ya buu"),
+    Report("my", "a ma ko lu twy ka kar paw swe tin thwar pyi", severity="emergency"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -233,6 +238,11 @@ HARMLESS = [
     # about little girls (ကလေးမလေးတွေ) asked about
     ("my", "ညီလေး ဖုန်းပျက်လို့ နှစ်ရက် ဆက်မရဘူး အခု ရပြီ"),
     ("my", "မူဆယ်ဘက်မှာ ကလေးမလေးတွေ ပျောက်တယ်ဆိုတဲ့ ကောလာဟလ ကြားတယ် မှန်လား"),
+    # tenth round: "from Lashio" is not "help!"; a talk about it; heard on the radio, how to protect
+    ("my", "mingalarpar kyama myitkyina ka par"),
+    ("my", "ကျောင်းမှာ လူကုန်ကူးမှုအကြောင်း ဟောပြောပွဲ လုပ်ပေးနိုင်လား"),
+    ("my", "ရေဒီယိုမှာ မိန်းကလေးတွေ ရောင်းစားခံရတယ်ဆိုတာ ကြားတယ် ဘယ်လို ကာကွယ်ရမလဲ"),
+    ("my", "a lote shin ka passport thein htar tar tayar win lar"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
