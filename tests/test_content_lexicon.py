@@ -127,6 +127,7 @@ REPORTS = [
     Report("my", "မောင်လေးကို ကြွေးဆပ်ပြီးမှ ပြန်ရမယ်တဲ့ စက်ရုံက ထွက်ခွင့်မပေးဘူး"),
     Report("my", "thar ko boss ka passport yu pi thein htar tal, pyan lar lo ma ya buu"),
     Report("my", "a ma ko lu twy ka kar paw swe tin thwar pyi", severity="emergency"),
+    Report("my", "ယောက်ျား မူဆယ်ကနေ ပြန်လာမယ်ဆိုပြီး ဆယ်ရက်ရှိပြီ မရောက်သေးဘူး", "missing_person"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -243,6 +244,7 @@ HARMLESS = [
     ("my", "ကျောင်းမှာ လူကုန်ကူးမှုအကြောင်း ဟောပြောပွဲ လုပ်ပေးနိုင်လား"),
     ("my", "ရေဒီယိုမှာ မိန်းကလေးတွေ ရောင်းစားခံရတယ်ဆိုတာ ကြားတယ် ဘယ်လို ကာကွယ်ရမလဲ"),
     ("my", "a lote shin ka passport thein htar tar tayar win lar"),
+    ("my", "ညီမ ပို့တဲ့ ပိုက်ဆံ မရောက်သေးဘူး"),  # money not arrived: a thing
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
@@ -277,6 +279,12 @@ NOT_REASSURED = [
 @pytest.mark.parametrize("text", REASSURED)
 def test_a_relative_said_to_be_fine_is_reassured(content, text):
     assert content.reassured(text, "my")
+
+
+def test_english_reassurances_count_and_contrasts_take_them_back(content):
+    assert content.reassured("my son is doing well in thailand, how does he renew his permit", "en")
+    assert not content.reassured("my sister is fine now but her boss keeps her passport", "en")
+    assert not content.reassured("is my sister fine? she does not answer", "en")
 
 
 @pytest.mark.parametrize("text", NOT_REASSURED)
