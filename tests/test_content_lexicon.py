@@ -128,6 +128,7 @@ REPORTS = [
     Report("my", "thar ko boss ka passport yu pi thein htar tal, pyan lar lo ma ya buu"),
     Report("my", "a ma ko lu twy ka kar paw swe tin thwar pyi", severity="emergency"),
     Report("my", "ယောက်ျား မူဆယ်ကနေ ပြန်လာမယ်ဆိုပြီး ဆယ်ရက်ရှိပြီ မရောက်သေးဘူး", "missing_person"),
+    Report("my", "ပွဲစားက သုံးသိန်းပေးမှ ညီမကို ပြန်ပို့မယ်တဲ့"),  # only if paid
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -273,6 +274,8 @@ NOT_REASSURED = [
     "ညီမ အဆင်ပြေတယ်တဲ့ ဒါပေမဲ့ အသံက မကောင်းဘူး",  # taken back: "but"
     "ပွဲစားက သမီး အဆင်ပြေတယ်ပဲ ပြောတယ်",  # only the broker says so
     "my sister is fine but her boss keeps her passport",
+    # eleventh round: someone ELSE came back, alone, and cries (a report the rule once let through)
+    "သမီးနဲ့ သွားတဲ့ သူငယ်ချင်း တစ်ယောက်တည်း ပြန်ရောက်လာတယ် မေးရင် ငိုနေတယ်",
 ]
 
 
