@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from lanpya.config import Config
-from lanpya.text import ascii_digits, normalise_text
+from lanpya.text import _SHAN_LETTERS, ascii_digits, normalise_text
 
 logger = logging.getLogger(__name__)
 
@@ -555,14 +555,17 @@ def _every_language(lexicon: dict, language: str | None = None) -> dict[str, lis
     "ya" (now) and "shi" (he) are everyday romanised Burmese ("ya lar", is it
     allowed; "shi lar", is there), so they made every romanised Burmese
     question "about someone". English markers and every Myanmar-script marker
-    still count in any language."""
+    still count in any language, except, in a Burmese message, a Shan marker
+    written without Shan letters: Shan "မေး" (wife) is Burmese "ask", so "…
+    ယေဘုယျ မေးတာပါ" (I am only asking in general) was about someone."""
     out = {key: [item for lang in LANGUAGES for item in lexicon[lang].get(key, [])] for key in _GUARD_LISTS}
     if language in LANGUAGES and language != "en":
         out["personal"] = [
             item
             for lang in LANGUAGES
             for item in lexicon[lang]["personal"]
-            if item["script"] == "myanmar" or lang in (language, "en")
+            if (item["script"] == "myanmar" or lang in (language, "en"))
+            and not (language == "my" and lang == "shn" and not _SHAN_LETTERS.search(item["term"]))
         ]
     return out
 

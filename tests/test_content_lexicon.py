@@ -246,6 +246,12 @@ HARMLESS = [
     ("my", "ရေဒီယိုမှာ မိန်းကလေးတွေ ရောင်းစားခံရတယ်ဆိုတာ ကြားတယ် ဘယ်လို ကာကွယ်ရမလဲ"),
     ("my", "a lote shin ka passport thein htar tar tayar win lar"),
     ("my", "ညီမ ပို့တဲ့ ပိုက်ဆံ မရောက်သေးဘူး"),  # money not arrived: a thing
+    # eleventh round: Shan "မေး" (wife) is Burmese "ask"; "emergency" in a question about rules; a SIM
+    # card lost; "how is X different" in romanised Burmese
+    ("my", "ဖုန်းပိတ်ထားတာ သုံးရက်ဆိုရင် ပုံမှန်လား ယေဘုယျ မေးတာပါ"),
+    ("my", "စက်ရုံ အဆောင်က ညဘက် ထွက်ခွင့်မပေးတာ စည်းကမ်းအရ ရလား အရေးပေါ်ဆိုရော"),
+    ("my", "ngar sim card pyauk thwar tal"),
+    ("my", "lu kone kuu khan ya tar nae a kyway nae a lote lote ya tar bal lo kwar lae"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
