@@ -129,6 +129,7 @@ REPORTS = [
     Report("my", "a ma ko lu twy ka kar paw swe tin thwar pyi", severity="emergency"),
     Report("my", "ယောက်ျား မူဆယ်ကနေ ပြန်လာမယ်ဆိုပြီး ဆယ်ရက်ရှိပြီ မရောက်သေးဘူး", "missing_person"),
     Report("my", "ပွဲစားက သုံးသိန်းပေးမှ ညီမကို ပြန်ပို့မယ်တဲ့"),  # only if paid
+    Report("my", "ရွာက ကောင်မလေး နှစ်ယောက် စက်ရုံအလုပ်ဆိုပြီး လိုက်သွားတာ အသံမကြားရတော့ဘူး"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
