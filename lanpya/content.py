@@ -416,6 +416,10 @@ class Content:
         # taken out before personal markers are looked for
         p_folded, p_squashed = _without(every["not_personal"], folded, squashed)
         personal = any(_guard_hit(g, p_folded, p_squashed) for g in every["personal"])
+        if personal and any(_guard_hit(g, folded, squashed) for g in every["hearsay"]):
+            # news or a rumour about people in general ("girls" — a marker followed by a plural) is
+            # about nobody in particular; a sister named in it still is (issue 4, twelfth round)
+            personal = any(_names_someone(g, p_folded, p_squashed, every["plurals"]) for g in every["personal"])
         generic = any(_guard_hit(g, folded, squashed) for g in every["generic"])
         weak_ok = personal and not is_question
         best: RiskHit | None = None
@@ -544,7 +548,7 @@ def _term_hit(term: dict, tokens: list[str], squashed: str, starts: dict[str, li
 
 _GUARD_LISTS = (
     "guards", "personal", "generic", "help", "particles", "auxiliaries", "nominalisers", "conditionals", "long",
-    "plurals", "not_personal", "reassurances", "contrasts",
+    "plurals", "not_personal", "reassurances", "contrasts", "hearsay",
 )
 
 
@@ -857,6 +861,7 @@ def _load_lexicon(directory: Path) -> dict[str, dict]:
             "not_personal": "not_personal",
             "reassurances": "reassurances",
             "contrasts": "contrasts",
+            "hearsay": "hearsay",
         }
         out[lang] = {"terms": terms}
         for key, name in lists.items():

@@ -130,6 +130,10 @@ REPORTS = [
     Report("my", "ယောက်ျား မူဆယ်ကနေ ပြန်လာမယ်ဆိုပြီး ဆယ်ရက်ရှိပြီ မရောက်သေးဘူး", "missing_person"),
     Report("my", "ပွဲစားက သုံးသိန်းပေးမှ ညီမကို ပြန်ပို့မယ်တဲ့"),  # only if paid
     Report("my", "ရွာက ကောင်မလေး နှစ်ယောက် စက်ရုံအလုပ်ဆိုပြီး လိုက်သွားတာ အသံမကြားရတော့ဘူး"),
+    # twelfth round: hiding now; romanised "only if paid"; news about a sister named still counts
+    Report("my", "ငါ အခု မီးဖိုချောင်ထဲ ပုန်းနေတယ် စာရိုက်နေတာ", severity="emergency"),
+    Report("my", "nyi lay ko pike san pay mha pyan hlwut mal tae"),
+    Report("my", "သတင်းထဲမှာ ညီမကို တွေ့တယ် တရုတ်ကို ရောင်းခံရတဲ့ မိန်းကလေးတွေထဲ ပါတယ်"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -253,6 +257,10 @@ HARMLESS = [
     ("my", "စက်ရုံ အဆောင်က ညဘက် ထွက်ခွင့်မပေးတာ စည်းကမ်းအရ ရလား အရေးပေါ်ဆိုရော"),
     ("my", "ngar sim card pyauk thwar tal"),
     ("my", "lu kone kuu khan ya tar nae a kyway nae a lote lote ya tar bal lo kwar lae"),
+    # twelfth round: typing is not hitting; news of girls (plural) missing; a rule about phones
+    ("my", "ကျွန်မ လားရှိုးကနေ စာရိုက်နေတာပါ"),
+    ("my", "မူဆယ်ဘက်မှာ မိန်းကလေးတွေ ပျောက်ဆုံးတဲ့သတင်း များတယ်ဆိုတာ ဘာကြောင့်လဲ"),
+    ("my", "အလုပ်ချိန် ဖုန်းမကိုင်ရဘူး ဆိုတဲ့ စည်းကမ်း ပုံမှန်လား"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
