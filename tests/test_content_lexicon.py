@@ -261,6 +261,8 @@ HARMLESS = [
     ("my", "ကျွန်မ လားရှိုးကနေ စာရိုက်နေတာပါ"),
     ("my", "မူဆယ်ဘက်မှာ မိန်းကလေးတွေ ပျောက်ဆုံးတဲ့သတင်း များတယ်ဆိုတာ ဘာကြောင့်လဲ"),
     ("my", "အလုပ်ချိန် ဖုန်းမကိုင်ရဘူး ဆိုတဲ့ စည်းကမ်း ပုံမှန်လား"),
+    # fourteenth round: students (ကျောင်းသား holds သား, son) taught about trafficking
+    ("my", "ကျောင်းသားတွေကို လူကုန်ကူးမှုအကြောင်း သင်ပေးချင်တယ်"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
