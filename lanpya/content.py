@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from lanpya.config import Config
-from lanpya.text import _SHAN_LETTERS, ascii_digits, normalise_text
+from lanpya.text import SHAN_LETTERS, ascii_digits, normalise_text
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,15 @@ class _State:
         self.lexicon = _load_lexicon(directory)
         self.keywords = _load_keywords(directory)
         self.agencies = _load_agencies(directory, include_samples)
+        self._every: dict[str | None, dict[str, list]] = {}
+
+    def every(self, language: str | None) -> dict[str, list]:
+        """``_every_language`` of this snapshot's lexicon, built once per language: every screened
+        message asks it twice (``lexicon_match``, then ``reassured``)."""
+        out = self._every.get(language)
+        if out is None:
+            out = self._every[language] = _every_language(self.lexicon, language)
+        return out
 
     def groups(self) -> dict[str, list[Referral]]:
         out: dict[str, list[Referral]] = {}
@@ -408,8 +417,9 @@ class Content:
             starts.setdefault(tok[:1], []).append(i)
         order = [language] if language in LANGUAGES else []
         order += [lang for lang in LANGUAGES if lang not in order]
-        lexicon = self._state.lexicon
-        every = _every_language(lexicon, language)
+        state = self._state
+        lexicon = state.lexicon
+        every = state.every(language)
         q_folded, q_squashed = _without(every["help"], folded, squashed)
         is_question = any(_guard_hit(g, q_folded, q_squashed) for g in every["guards"])
         # words that only contain a personal marker's letters ("အများ", most, holds "အမ", sister) are
@@ -449,7 +459,7 @@ class Content:
         if not folded:
             return False
         squashed = folded.replace(" ", "")
-        every = _every_language(self._state.lexicon, language)
+        every = self._state.every(language)
         return any(_guard_hit(g, folded, squashed) for g in every["reassurances"]) and not any(
             _guard_hit(g, folded, squashed) for g in every["contrasts"]
         )
@@ -569,7 +579,7 @@ def _every_language(lexicon: dict, language: str | None = None) -> dict[str, lis
             for lang in LANGUAGES
             for item in lexicon[lang]["personal"]
             if (item["script"] == "myanmar" or lang in (language, "en"))
-            and not (language == "my" and lang == "shn" and not _SHAN_LETTERS.search(item["term"]))
+            and not (language == "my" and lang == "shn" and not SHAN_LETTERS.search(item["term"]))
         ]
     return out
 

@@ -24,7 +24,7 @@ ZAWGYI_THRESHOLD = 0.95
 
 _MYANMAR_BLOCK = re.compile(r"[\u1000-\u109F\uAA60-\uAA7F\uA9E0-\uA9FF]")
 #: letters used by Shan and not by Burmese (Myanmar block, Shan extensions)
-_SHAN_LETTERS = re.compile(r"[\u1075-\u1081\u1082\u1086-\u108F\u109A-\u109D]")
+SHAN_LETTERS = re.compile(r"[\u1075-\u1081\u1082\u1086-\u108F\u109A-\u109D]")
 _BURMESE_DIGITS = str.maketrans(
     {chr(0x1040 + i): str(i) for i in range(10)} | {chr(0x1090 + i): str(i) for i in range(10)}
 )
@@ -184,7 +184,7 @@ def detect_language(text: str, default: str | None = None) -> str | None:
         return default
     myanmar = len(_MYANMAR_BLOCK.findall(text))
     if myanmar:
-        shan = len(_SHAN_LETTERS.findall(text))
+        shan = len(SHAN_LETTERS.findall(text))
         if shan >= 1 and shan / myanmar > 0.05:
             return "shn"
         return "my"
