@@ -396,10 +396,11 @@ def main_rasa(argv: list[str]) -> int:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
         f"Held-out sets bot/heldout/*.yml, never trained on (`my_fresh` and `my_sealed` were written "
-        f"before the issue-4 tuning; `my_lookalikes` to `my_lookalikes9`, once `my_sealed2`, "
-        f"`my_sealed4` to `my_sealed7`, `my_sealed9`, `my_sealed10`, `my_sealed12` and `my_sealed13`, were "
-        f"unsealed and tuned on after they were scored blind; `my_sealed3`, `my_sealed8`, `my_sealed11`, "
-        f"`my_sealed14` and `my_sealed15` are blind: a sealed set's sentences are never printed); "
+        f"before the issue-4 tuning; `my_lookalikes5` to `my_lookalikes9`, once `my_sealed7`, `my_sealed9`, "
+        f"`my_sealed10`, `my_sealed12` and `my_sealed13`, were unsealed and tuned on after they were scored "
+        f"blind (`my_lookalikes` to `my_lookalikes4` are training data since the fifteenth round); "
+        f"`my_sealed3`, `my_sealed8`, `my_sealed11`, `my_sealed14` and `my_sealed15` are blind: a sealed "
+        f"set's sentences are never printed); "
         f"metadata language = the "
         f"set's language; the text the worker sends "
         f"(Zawgyi converted at ingest). *classifier*: no risk metadata, the model alone (with its "

@@ -133,6 +133,13 @@ REPORTS = [
     # twelfth round: hiding now; romanised "only if paid"; news about a sister named still counts
     Report("my", "ငါ အခု မီးဖိုချောင်ထဲ ပုန်းနေတယ် စာရိုက်နေတာ", severity="emergency"),
     Report("my", "nyi lay ko pike san pay mha pyan hlwut mal tae"),
+    # fifteenth round: romanised "husband" / "friend" are personal ("pate htar" is weak)
+    Report(
+        "my",
+        "yauk kya kunming factory htae mhar pate htar khan ya tal lo tha nge chin ka pyaw tal",
+        "trafficking",
+        "emergency",
+    ),
     Report("my", "သတင်းထဲမှာ ညီမကို တွေ့တယ် တရုတ်ကို ရောင်းခံရတဲ့ မိန်းကလေးတွေထဲ ပါတယ်"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),

@@ -22,10 +22,13 @@ from __future__ import annotations
 import re
 import sys
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
+
+from lanpya.text import normalise_text
 
 ROOT = Path(__file__).resolve().parent.parent
 NLU = ROOT / "bot" / "data" / "nlu"
@@ -260,8 +263,17 @@ def examples(paths: list[Path]) -> dict[str, list[str]]:
     return found
 
 
+@cache
+def sent(example: str) -> str:
+    """The example as the worker sends it to Rasa: markup removed, normalised at
+    ingest (lanpya.text.normalise_text: a line typed in Zawgyi is converted)."""
+    return normalise_text(_ANNOTATION.sub(r"\1", example)).text
+
+
 def plain(example: str) -> str:
-    return _ANNOTATION.sub(r"\1", example).lower().strip(" ?!.")
+    """For comparing sentences: as sent, lower case, no end punctuation (a held-out
+    line typed in Zawgyi is a copy of the same training line in Unicode)."""
+    return sent(example).lower().strip(" ?!.")
 
 
 def train_files(lang: str) -> list[Path]:
@@ -403,6 +415,16 @@ def test_burmese_training_has_every_agreed_intent_30_each_and_50_reports():
     assert not short, short
     assert len(train["report_concern"]) >= 50
     assert len(train["emergency"]) >= 50
+
+
+def test_burmese_and_shan_training_is_what_rasa_receives():
+    """The worker converts Zawgyi before Rasa sees a message, so a training line
+    kept in Zawgyi would teach the model text it is never sent: every line is
+    stored as sent (tests/test_language_detect.py covers the conversion itself)."""
+    for lang in ("my", "shn"):
+        typed = [e for exs in examples(train_files(lang)).values() for e in exs]
+        as_typed = [e for e in typed if _ANNOTATION.sub(r"\1", e) != sent(e)]
+        assert not as_typed, (lang, as_typed)
 
 
 def test_shan_training_counts():
