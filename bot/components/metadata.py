@@ -125,9 +125,10 @@ class RiskRouter(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             predicted: Optional[Dict[Text, Any]] = message.get(INTENT) or {}
-            risk = _metadata(message).get("risk")
+            metadata = _metadata(message)
+            risk = metadata.get("risk")
             if not isinstance(risk, dict):
-                if _metadata(message).get("reassured") is True:
+                if metadata.get("reassured") is True:
                     self._reassure(message)
                     continue
                 doubtful = self._doubtful_report(message)
