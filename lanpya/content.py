@@ -145,10 +145,13 @@ _LATIN_JUNK = re.compile(r"[^a-z0-9\u1000-\u109f\uaa60-\uaa7f\ua9e0-\ua9ff]+")
 _MYANMAR = re.compile(r"[\u1000-\u109F\uAA60-\uAA7F\uA9E0-\uA9FF]")
 
 
-def fold(text: str) -> str:
+def fold(text: str, zawgyi: bool = True) -> str:
     """Case-folded, digits ASCII, apostrophes dropped ("can't" -> "cant"),
-    everything that is not a letter or digit a single space."""
-    text = normalise_text(text).text
+    everything that is not a letter or digit a single space. ``zawgyi=False``
+    for content written in Unicode (lexicon entries): the detector is for
+    messages, and it takes a short Unicode word with a stacked consonant for
+    Zawgyi ("လက္ခဏာလား", is it a sign?, came out as "လက်ခဏာလား" and never matched)."""
+    text = normalise_text(text).text if zawgyi else unicodedata.normalize("NFC", text)
     text = unicodedata.normalize("NFC", ascii_digits(text)).casefold()
     text = text.replace("'", "").replace("\u2019", "")
     return _LATIN_JUNK.sub(" ", text).strip()
@@ -885,7 +888,7 @@ def _load_lexicon(directory: Path) -> dict[str, dict]:
 def _compile_term(path: Path, raw: Any, spec: dict) -> dict:
     if not isinstance(raw, str):
         raise ContentError(f"{path}: {raw!r}: expected text")
-    folded = " ".join("*" if part == "*" else fold(part) for part in raw.split())
+    folded = " ".join("*" if part == "*" else fold(part, zawgyi=False) for part in raw.split())
     folded = " ".join(folded.split())
     if not folded.replace("*", "").strip():
         raise ContentError(f"{path}: {raw!r}: empty after normalisation")
@@ -900,7 +903,7 @@ def _compile_term(path: Path, raw: Any, spec: dict) -> dict:
         "weak": bool(spec.get("weak", False)),
         "alone": bool(spec.get("alone", False)),
         # squashed words this term must not directly follow ("lost" after a thing)
-        "not_after": tuple(fold(w).replace(" ", "") for w in spec.get("not_after") or ()),
+        "not_after": tuple(fold(w, zawgyi=False).replace(" ", "") for w in spec.get("not_after") or ()),
         # words that, anywhere in the message, give a harmless cause ("battery flat")
         "not_with": tuple(_compile_term(path, w, {}) for w in spec.get("not_with") or ()),
         # more words allowed, besides particles, between a not_after word and the term: a time

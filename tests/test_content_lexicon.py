@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from lanpya.config import Config
-from lanpya.content import Content
+from lanpya.content import Content, fold
 from lanpya.keywords import Keyword, match_keyword
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,6 +270,8 @@ HARMLESS = [
     ("my", "အလုပ်ချိန် ဖုန်းမကိုင်ရဘူး ဆိုတဲ့ စည်းကမ်း ပုံမှန်လား"),
     # fourteenth round: students (ကျောင်းသား holds သား, son) taught about trafficking
     ("my", "ကျောင်းသားတွေကို လူကုန်ကူးမှုအကြောင်း သင်ပေးချင်တယ်"),
+    # fifteenth round: "is it a sign of being forced to work?" (the guard "လက္ခဏာလား" now matches Unicode)
+    ("my", "ပတ်စ်ပို့သိမ်းတာ လစာမပေးတာက အတင်းအလုပ်ခိုင်းစေခံရတဲ့ လက္ခဏာလား"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
@@ -281,6 +283,17 @@ HARMLESS = [
 @pytest.mark.parametrize("language,text", HARMLESS, ids=[t for _, t in HARMLESS])
 def test_harmless_messages_do_not_escalate(content, language, text):
     assert content.lexicon_match(text, language) is None
+
+
+def test_lexicon_entries_are_folded_as_unicode(content):
+    """Lexicon files are Unicode: an entry is not put through the Zawgyi detector, which
+    takes a short Unicode word with a stacked consonant for Zawgyi and "converts" it into
+    a word no message holds (issue 4, fifteenth round: "လက္ခဏာလား" had never matched)."""
+    assert fold("လက္ခဏာလား", zawgyi=False) == "လက္ခဏာလား"
+    assert fold("လက္ခဏာလား") != "လက္ခဏာလား"  # the detector's mistake, on a message this short
+    # and the guard works: a strong term asked about as a sign, nobody named (also in HARMLESS)
+    assert content.lexicon_match("အတင်းအလုပ်ခိုင်းစေခံရတဲ့ လက္ခဏာလား", "my") is None
+    assert content.lexicon_match("ညီမကို အတင်းအလုပ်ခိုင်းနေတယ် လက္ခဏာလား", "my") is not None
 
 
 # issue 4, eighth round: "the relative is fine or back", said and not taken back (Content.reassured;
