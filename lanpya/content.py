@@ -660,7 +660,11 @@ def _term_counts(term: dict, folded: str, squashed: str, every: dict, generic: b
 
 
 def _names_someone(marker: dict, folded: str, squashed: str, plurals: list[dict]) -> bool:
-    """A personal marker somewhere not followed by a plural ("girls" in general are nobody in particular)."""
+    """A personal marker somewhere not followed by a plural ("girls" in general are nobody in particular).
+    A marker that is a plural itself ("လူတွေ", people) names nobody either (fifteenth round: news of
+    people missing in a landslide)."""
+    if any(marker["squashed"].endswith(p["squashed"]) for p in plurals):
+        return False
     if marker["script"] == "myanmar":
         end = len(marker["squashed"])
         return any(

@@ -141,6 +141,16 @@ REPORTS = [
         "emergency",
     ),
     Report("my", "သတင်းထဲမှာ ညီမကို တွေ့တယ် တရုတ်ကို ရောင်းခံရတဲ့ မိန်းကလေးတွေထဲ ပါတယ်"),
+    # fifteenth round: romanised / code-mixed forced marriage; cut off for good; "will not release";
+    # "I" typed without a space; romanised "help quickly"
+    Report("my", "tu ma ko tayoke lu nae a tin let htat khine tal", "forced_marriage"),
+    Report("my", "pwe sar ka nyi ma ko marry လုပ်ခိုင်းလိုက်တယ်", "forced_marriage"),
+    Report("my", "သမီး ထိုင်းသွားတာ နှစ်လရှိပြီ ဖုန်းလုံးဝ ဆက်လို့မရတော့ဘူး", "missing_person"),
+    Report("my", "အစ်ကို ဖားကန့်သွားတာ သတင်းလုံးဝမကြားရဘူး", "missing_person"),
+    Report("my", "ညီမ agent နဲ့ မလေးရှားသွားတာ contact လုံးဝမရတော့ဘူး", "missing_person"),
+    Report("my", "kyama thamee phone lone wa ma kaing tot buu", "missing_person"),
+    Report("my", "kyama thar ko a lote shin ka pyan ma hlut buu", "trafficking"),
+    Report("my", "nyi ma ko kar paw tin thwar pi a myan kuu nyi par", severity="emergency"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -272,6 +282,11 @@ HARMLESS = [
     ("my", "ကျောင်းသားတွေကို လူကုန်ကူးမှုအကြောင်း သင်ပေးချင်တယ်"),
     # fifteenth round: "is it a sign of being forced to work?" (the guard "လက္ခဏာလား" now matches Unicode)
     ("my", "ပတ်စ်ပို့သိမ်းတာ လစာမပေးတာက အတင်းအလုပ်ခိုင်းစေခံရတဲ့ လက္ခဏာလား"),
+    # fifteenth round: a bank loan; news of people (a plural marker) missing in a landslide; "by what
+    # means" of something in the news
+    ("my", "သား ပိုက်ဆံပို့တယ် ဘဏ်ကြွေးဆပ်ဖို့ ဘယ်လိုလွှဲရင် သက်သာလဲ"),
+    ("my", "မြေပြိုလို့ လူတွေပျောက်တယ်ဆို သတင်းမှန်လား"),
+    ("my", "သတင်းထဲမှာ မိန်းကလေးတွေ ရောင်းခံရတယ်ဆိုတာ ကြားတယ် ဘယ်လိုနည်းနဲ့ ခေါ်သွားတာလဲ"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
