@@ -396,9 +396,9 @@ def main_rasa(argv: list[str]) -> int:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
         f"Held-out sets bot/heldout/*.yml, never trained on (`my_fresh` and `my_sealed` were written "
-        f"before the issue-4 tuning; `my_lookalikes7` to `my_lookalikes10`, once `my_sealed10`, `my_sealed12`, "
-        f"`my_sealed13` and `my_sealed15`, were unsealed and tuned on after they were scored blind "
-        f"(`my_lookalikes` to `my_lookalikes6` are training data since the fifteenth round); "
+        f"before the issue-4 tuning; `my_lookalikes9` and `my_lookalikes10`, once `my_sealed13` and "
+        f"`my_sealed15`, were unsealed and tuned on after they were scored blind (`my_lookalikes` to "
+        f"`my_lookalikes8` are training data since the fifteenth and sixteenth rounds); "
         f"`my_sealed3`, `my_sealed8`, `my_sealed11`, `my_sealed14`, `my_sealed16` and `my_sealed17` are "
         f"blind: a sealed set's sentences are never printed); "
         f"metadata language = the "
