@@ -151,6 +151,14 @@ REPORTS = [
     Report("my", "kyama thamee phone lone wa ma kaing tot buu", "missing_person"),
     Report("my", "kyama thar ko a lote shin ka pyan ma hlut buu", "trafficking"),
     Report("my", "nyi ma ko kar paw tin thwar pi a myan kuu nyi par", severity="emergency"),
+    # sixteenth round: forced onto a car; locked in (code-mixed); ransom "if you want her back";
+    # nobody knows where; "must marry, they say"; "help please"
+    Report("my", "အစ်မကို ကားပေါ်အတင်းဆွဲတင်သွားပြီ", severity="emergency"),
+    Report("my", "ညီမကို room ထဲ lock ချထားတယ်", severity="emergency"),
+    Report("my", "တူမကို ပြန်လွှတ်ချင်ရင် သိန်း ၅၀ ပို့ပါတဲ့", "trafficking"),
+    Report("my", "သမီး ဘယ်ရောက်နေလဲ ဘယ်သူမှ မသိဘူး", "missing_person"),
+    Report("my", "ညီမကို ဒီက လူနဲ့ ယူရမယ်တဲ့", "forced_marriage"),
+    Report("en", "help please they took my passport", severity="emergency"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -287,6 +295,8 @@ HARMLESS = [
     ("my", "သား ပိုက်ဆံပို့တယ် ဘဏ်ကြွေးဆပ်ဖို့ ဘယ်လိုလွှဲရင် သက်သာလဲ"),
     ("my", "မြေပြိုလို့ လူတွေပျောက်တယ်ဆို သတင်းမှန်လား"),
     ("my", "သတင်းထဲမှာ မိန်းကလေးတွေ ရောင်းခံရတယ်ဆိုတာ ကြားတယ် ဘယ်လိုနည်းနဲ့ ခေါ်သွားတာလဲ"),
+    # sixteenth round: a dorm rule asked about
+    ("my", "ည ၁၀ နာရီနောက် အပြင်မထွက်ရဘူးဆိုတဲ့ စည်းကမ်း ခွင့်ရှိလား"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
