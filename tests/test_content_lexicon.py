@@ -159,6 +159,8 @@ REPORTS = [
     Report("my", "သမီး ဘယ်ရောက်နေလဲ ဘယ်သူမှ မသိဘူး", "missing_person"),
     Report("my", "ညီမကို ဒီက လူနဲ့ ယူရမယ်တဲ့", "forced_marriage"),
     Report("en", "help please they took my passport", severity="emergency"),
+    # seventeenth round: a schoolgirl sent to China to marry (my_sealed16's report that reached nobody)
+    Report("my", "ကျောင်းသူတစ်ယောက်ကို မိဘတွေက တရုတ်ကို လက်ထပ်ဖို့ ပို့လိုက်ပြီ", "forced_marriage"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -297,6 +299,10 @@ HARMLESS = [
     ("my", "သတင်းထဲမှာ မိန်းကလေးတွေ ရောင်းခံရတယ်ဆိုတာ ကြားတယ် ဘယ်လိုနည်းနဲ့ ခေါ်သွားတာလဲ"),
     # sixteenth round: a dorm rule asked about
     ("my", "ည ၁၀ နာရီနောက် အပြင်မထွက်ရဘူးဆိုတဲ့ စည်းကမ်း ခွင့်ရှိလား"),
+    # seventeenth round: a lost ID card (romanised); "do not keep my data"; how brokers lure, in the news
+    ("my", "mhat pone tin pyauk thwar pi bal mhar lote ya ma lae"),
+    ("my", "ကျွန်မရဲ့ data တွေ မသိမ်းထားပါနဲ့"),
+    ("my", "သတင်းထဲမှာ မိန်းကလေးတွေ ရောင်းစားခံရတယ်ဆိုတာ ကြားတယ် ဘယ်လိုဆွဲဆောင်ကြလဲ"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
