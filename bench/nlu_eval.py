@@ -396,10 +396,9 @@ def main_rasa(argv: list[str]) -> int:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
         f"Held-out sets bot/heldout/*.yml, never trained on (`my_fresh` and `my_sealed` were written "
-        f"before the issue-4 tuning; `my_lookalikes9` to `my_lookalikes11`, once `my_sealed13`, "
-        f"`my_sealed15` and `my_sealed16`, were unsealed and tuned on after they were scored blind "
-        f"(`my_lookalikes` to `my_lookalikes8` are training data since the fifteenth and sixteenth "
-        f"rounds); `my_sealed3`, `my_sealed8`, `my_sealed11`, `my_sealed14`, `my_sealed17`, `my_sealed18` "
+        f"before the issue-4 tuning; `my_lookalikes10` and `my_lookalikes11`, once `my_sealed15` and "
+        f"`my_sealed16`, were unsealed and tuned on after they were scored blind (`my_lookalikes` to "
+        f"`my_lookalikes9` are training data since the fifteenth to seventeenth rounds); `my_sealed3`, `my_sealed8`, `my_sealed11`, `my_sealed14`, `my_sealed17`, `my_sealed18` "
         f"and `my_sealed19` are blind: a sealed set's sentences are never printed); "
         f"metadata language = the "
         f"set's language; the text the worker sends "
