@@ -161,6 +161,8 @@ REPORTS = [
     Report("en", "help please they took my passport", severity="emergency"),
     # seventeenth round: a schoolgirl sent to China to marry (my_sealed16's report that reached nobody)
     Report("my", "ကျောင်းသူတစ်ယောက်ကို မိဘတွေက တရုတ်ကို လက်ထပ်ဖို့ ပို့လိုက်ပြီ", "forced_marriage"),
+    # someone listening beside him on the phone (my_sealed14's report that reached nobody, 3rd scoring)
+    Report("my", "ညီမ ဖုန်းဆက်တော့ တစ်ယောက်ယောက် ဘေးကနေ နားထောင်နေသလိုပဲ", "trafficking"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
