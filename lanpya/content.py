@@ -151,7 +151,8 @@ def fold(text: str, zawgyi: bool = True) -> str:
     for content written in Unicode (lexicon entries): the detector is for
     messages, and it takes a short Unicode word with a stacked consonant for
     Zawgyi ("လက္ခဏာလား", is it a sign?, came out as "လက်ခဏာလား" and never matched)."""
-    text = normalise_text(text).text if zawgyi else unicodedata.normalize("NFC", text)
+    if zawgyi:
+        text = normalise_text(text).text
     text = unicodedata.normalize("NFC", ascii_digits(text)).casefold()
     text = text.replace("'", "").replace("\u2019", "")
     return _LATIN_JUNK.sub(" ", text).strip()
