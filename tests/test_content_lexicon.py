@@ -163,6 +163,17 @@ REPORTS = [
     Report("my", "ကျောင်းသူတစ်ယောက်ကို မိဘတွေက တရုတ်ကို လက်ထပ်ဖို့ ပို့လိုက်ပြီ", "forced_marriage"),
     # someone listening beside him on the phone (my_sealed14's report that reached nobody, 3rd scoring)
     Report("my", "ညီမ ဖုန်းဆက်တော့ တစ်ယောက်ယောက် ဘေးကနေ နားထောင်နေသလိုပဲ", "trafficking"),
+    # eighteenth round: release only if money is sent (a ransom, also romanised); no call for months;
+    # "come and get me"; made to hold a wedding; forced to marry (romanised "lat htat"); cut off entirely
+    Report("my", "ညီလေးကို ငွေပို့မှ လွှတ်မယ်လို့ ဖုန်းဆက်တယ်", "trafficking"),
+    Report("my", "thami ko ngwe po mha lut mal tae", "trafficking"),
+    Report("my", "သမီးဆီက ဖုန်းမလာတာ သုံးလရှိပြီ", "missing_person"),
+    Report("my", "ကျွန်မကို အခု လာခေါ်ပါ ကြောက်တယ်", severity="emergency"),
+    Report("my", "ညီမကို တရုတ်မှာ မင်္ဂလာဆောင်ခိုင်းတယ်", "forced_marriage"),
+    Report("my", "nyi ma ko a tin lat htat khine tal", "forced_marriage"),
+    Report("my", "ညီမ ထိုင်းမှာ အဆက်အသွယ် လုံးဝပြတ်နေတယ်", "missing_person"),
+    # a supposed trouble does not take back a cry for help that is told
+    Report("my", "ညီမကို အခန်းထဲ ပိတ်ထားတယ် ဘယ်ကို ပြေးရမလဲ", severity="emergency"),
     # Jinghpaw
     Report("kac", "Karum rit", severity="emergency"),
     Report("kac", "Ngai a kanau num hpe Miwa de dut kau sai", "trafficking"),
@@ -305,6 +316,14 @@ HARMLESS = [
     ("my", "mhat pone tin pyauk thwar pi bal mhar lote ya ma lae"),
     ("my", "ကျွန်မရဲ့ data တွေ မသိမ်းထားပါနဲ့"),
     ("my", "သတင်းထဲမှာ မိန်းကလေးတွေ ရောင်းစားခံရတယ်ဆိုတာ ကြားတယ် ဘယ်လိုဆွဲဆောင်ကြလဲ"),
+    # eighteenth round: "where do I run?" asked ahead ("in case", "if in trouble"); a parcel not arrived,
+    # two weeks on; a school talk about it; keeping a number oneself; girls who were sold, in the news
+    ("my", "တကယ်လို့ ထိုင်းမှာ ဒုက္ခရောက်ရင် ဘယ်ကို ပြေးရမလဲ"),
+    ("my", "yodaya mhar du ka phyit yin bal ko pyay ya ma lae"),
+    ("my", "အမေပို့တဲ့ ပါဆယ် နှစ်ပတ်ရှိပြီ မရောက်သေးဘူး"),
+    ("my", "ကျောင်းမှာ လူကုန်ကူးမှုအကြောင်း ဟောပြောပေးရမယ် ဘာပြောရမလဲ"),
+    ("my", "သံရုံး ဖုန်းနံပါတ် ပေးပါ ညီမအတွက် သိမ်းထားချင်လို့"),
+    ("my", "သတင်းထဲ တရုတ်ကို ရောင်းစားခံရတဲ့ မိန်းကလေးတွေ အကြောင်းပါတယ် ဘယ်လိုလှည့်စားကြတာလဲ"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
