@@ -172,6 +172,13 @@ REPORTS = [
     Report("my", "ညီမကို တရုတ်မှာ မင်္ဂလာဆောင်ခိုင်းတယ်", "forced_marriage"),
     Report("my", "nyi ma ko a tin lat htat khine tal", "forced_marriage"),
     Report("my", "ညီမ ထိုင်းမှာ အဆက်အသွယ် လုံးဝပြတ်နေတယ်", "missing_person"),
+    # my_sealed20's report that reached nobody (unsealed as my_lookalikes16): inside a scam company, one
+    # message allowed; and that set's other forms: can no longer phone, not allowed to leave, passport
+    # confiscated ("မောင်လေး", younger brother, is a personal marker now), already reported to the police
+    Report("my", "သူငယ်ချင်း scam company ထဲ ရောက်နေတယ်တဲ့ message တစ်ခါပဲပို့နိုင်တယ်", "trafficking"),
+    Report("my", "အစ်မ တရုတ်ဘက်သွားတာ ဖုန်းလုံးဝ မဆက်နိုင်တော့ဘူး", "missing_person"),
+    Report("my", "မောင်လေး ပတ်စ်ပို့ အသိမ်းခံရပြီး ထွက်ခွင့်မရဘူး", "trafficking"),
+    Report("my", "ရဲကို တိုင်ပြီးပြီ သမီး ပြန်မလာသေးဘူး"),
     # a supposed trouble does not take back a cry for help that is told
     Report("my", "ညီမကို အခန်းထဲ ပိတ်ထားတယ် ဘယ်ကို ပြေးရမလဲ", severity="emergency"),
     # Jinghpaw
