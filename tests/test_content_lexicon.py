@@ -179,6 +179,13 @@ REPORTS = [
     Report("my", "အစ်မ တရုတ်ဘက်သွားတာ ဖုန်းလုံးဝ မဆက်နိုင်တော့ဘူး", "missing_person"),
     Report("my", "မောင်လေး ပတ်စ်ပို့ အသိမ်းခံရပြီး ထွက်ခွင့်မရဘူး", "trafficking"),
     Report("my", "ရဲကို တိုင်ပြီးပြီ သမီး ပြန်မလာသေးဘူး"),
+    # nineteenth round: not allowed to come back; someone else answers her phone; money demanded to give
+    # her back; code-mixed "phone off" with a duration; romanised "trapped", "made to cheat people"
+    Report("my", "ညီမကို ပြန်လာခွင့် မပေးဘူးတဲ့", "trafficking"),
+    Report("my", "သမီးဖုန်းကို တခြားလူက ကိုင်တယ်", "trafficking"),
+    Report("my", "broker က ညီမကို ပြန်ပေးဖို့ ငွေတောင်းနေတယ်", "trafficking"),
+    Report("my", "my sister ရဲ့ phone off ဖြစ်နေတာ ၃ ပတ်ရှိပြီ", "missing_person"),
+    Report("my", "nyi lay shwe kokko mhar pate mi nay tal lu lein khaing nay tal", "trafficking"),
     # a supposed trouble does not take back a cry for help that is told
     Report("my", "ညီမကို အခန်းထဲ ပိတ်ထားတယ် ဘယ်ကို ပြေးရမလဲ", severity="emergency"),
     # Jinghpaw
@@ -331,6 +338,13 @@ HARMLESS = [
     ("my", "ကျောင်းမှာ လူကုန်ကူးမှုအကြောင်း ဟောပြောပေးရမယ် ဘာပြောရမလဲ"),
     ("my", "သံရုံး ဖုန်းနံပါတ် ပေးပါ ညီမအတွက် သိမ်းထားချင်လို့"),
     ("my", "ကျွန်တော့်အကြောင်း မှတ်ထားတာတွေ မသိမ်းထားပါနဲ့"),
+    # nineteenth round: "if the employer says he will keep my passport"; "if the boss is bad, where do I
+    # run?"; "I want to go (legally) too"; a rumour in the village asked about; a flat battery
+    ("my", "အလုပ်ရှင်က ပတ်စ်ပို့ ကိုင်ထားမယ်လို့ပြောရင် ပေးရမလား"),
+    ("my", "တရုတ်မှာ သူဌေး မကောင်းရင် ဘယ်ကို ပြေးရမလဲ"),
+    ("my", "ညီမ ထိုင်းမှာ အဆင်ပြေတယ် ကျမလည်း တရားဝင် လိုက်သွားချင်တယ်"),
+    ("my", "ရွာထဲမှာ မိန်းကလေးတွေ ရောင်းခံရတယ်လို့ ကောလာဟလကြားတယ် တကယ်ဖြစ်နေတာလား"),
+    ("my", "my sister phone off ဖြစ်နေတယ် battery ကုန်လို့"),
     ("my", "သတင်းထဲ တရုတ်ကို ရောင်းစားခံရတဲ့ မိန်းကလေးတွေ အကြောင်းပါတယ် ဘယ်လိုလှည့်စားကြတာလဲ"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
