@@ -396,9 +396,9 @@ def main_rasa(argv: list[str]) -> int:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
         f"Held-out sets bot/heldout/*.yml, never trained on (`my_fresh` and `my_sealed` were written "
-        f"before the issue-4 tuning; `my_lookalikes13` to `my_lookalikes18`, once `my_sealed17` to "
+        f"before the issue-4 tuning; `my_lookalikes16` to `my_lookalikes18`, once `my_sealed20`, "
         f"`my_sealed21` and `my_sealed23`, were unsealed and tuned on after they were scored blind "
-        f"(`my_lookalikes` to `my_lookalikes12` are training data since the fifteenth to eighteenth "
+        f"(`my_lookalikes` to `my_lookalikes15` are training data since the fifteenth to nineteenth "
         f"rounds); `my_sealed3`, `my_sealed8`, `my_sealed11`, `my_sealed22`, `my_sealed24` and "
         f"`my_sealed25` are blind: a sealed set's sentences are never printed); "
         f"metadata language = the "
