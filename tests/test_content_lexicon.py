@@ -186,6 +186,10 @@ REPORTS = [
     Report("my", "broker က ညီမကို ပြန်ပေးဖို့ ငွေတောင်းနေတယ်", "trafficking"),
     Report("my", "my sister ရဲ့ phone off ဖြစ်နေတာ ၃ ပတ်ရှိပြီ", "missing_person"),
     Report("my", "nyi lay shwe kokko mhar pate mi nay tal lu lein khaing nay tal", "trafficking"),
+    # twentieth round: "the one who (took her)" is not a personal marker, but the sister still is, and
+    # "the friend who went" keeps its marker
+    Report("my", "ညီမကို ခေါ်သွားတဲ့သူက ပတ်စပို့ သိမ်းထားတယ်", "trafficking"),
+    Report("my", "ထိုင်းသွားတဲ့သူငယ်ချင်း ဖုန်းဆက်မရတာ လကျော်ပြီ", "missing_person"),
     # a supposed trouble does not take back a cry for help that is told
     Report("my", "ညီမကို အခန်းထဲ ပိတ်ထားတယ် ဘယ်ကို ပြေးရမလဲ", severity="emergency"),
     # Jinghpaw
@@ -346,6 +350,9 @@ HARMLESS = [
     ("my", "ရွာထဲမှာ မိန်းကလေးတွေ ရောင်းခံရတယ်လို့ ကောလာဟလကြားတယ် တကယ်ဖြစ်နေတာလား"),
     ("my", "my sister phone off ဖြစ်နေတယ် battery ကုန်လို့"),
     ("my", "သတင်းထဲ တရုတ်ကို ရောင်းစားခံရတဲ့ မိန်းကလေးတွေ အကြောင်းပါတယ် ဘယ်လိုလှည့်စားကြတာလဲ"),
+    # twentieth round: "if the one who recruits / will give the job keeps the passport" (a stranger, supposed)
+    ("my", "အလုပ်ပေးမယ့်သူက ပတ်စပို့ သိမ်းထားမယ်ဆိုရင် ဘာလုပ်ရမလဲ"),
+    ("my", "အလုပ်ခေါ်တဲ့သူက ပတ်စ်ပို့ ယူထားမယ်ဆိုရင် စိုးရိမ်ရမလား"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
