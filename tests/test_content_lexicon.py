@@ -190,6 +190,13 @@ REPORTS = [
     # "the friend who went" keeps its marker
     Report("my", "ညီမကို ခေါ်သွားတဲ့သူက ပတ်စပို့ သိမ်းထားတယ်", "trafficking"),
     Report("my", "ထိုင်းသွားတဲ့သူငယ်ချင်း ဖုန်းဆက်မရတာ လကျော်ပြီ", "missing_person"),
+    # twentieth round: romanised "I escaped, they are chasing me" (a blind set's lost report); a sister
+    # "not missing" in one breath and locked in the next is still a report
+    Report("my", "kyama htwet pyay lar pi lite phan nay tal", severity="emergency"),
+    Report("my", "nyi ma lay htwet pyay chin tal kal par", severity="emergency"),
+    Report("my", "ညီမ ပျောက်နေတာမဟုတ်ဘူး အခန်းထဲ ပိတ်ထားခံရတာ", severity="emergency"),
+    # "should I worry?" after a sister out of reach for days is no general question
+    Report("my", "ညီမ ဖုန်းဆက်မရတာ သုံးရက်ရှိပြီ စိုးရိမ်ရမလား", "missing_person"),
     # a supposed trouble does not take back a cry for help that is told
     Report("my", "ညီမကို အခန်းထဲ ပိတ်ထားတယ် ဘယ်ကို ပြေးရမလဲ", severity="emergency"),
     # Jinghpaw
@@ -353,6 +360,13 @@ HARMLESS = [
     # twentieth round: "if the one who recruits / will give the job keeps the passport" (a stranger, supposed)
     ("my", "အလုပ်ပေးမယ့်သူက ပတ်စပို့ သိမ်းထားမယ်ဆိုရင် ဘာလုပ်ရမလဲ"),
     ("my", "အလုပ်ခေါ်တဲ့သူက ပတ်စ်ပို့ ယူထားမယ်ဆိုရင် စိုးရိမ်ရမလား"),
+    # twentieth round: a village rumour about girls, "when should one worry?"; "she is not missing, the
+    # battery died"; land pawned for a loan; "does it tend to be dangerous?"; "what does … mean?"
+    ("my", "ရွာမှာ ကြားရတာ မိန်းကလေးတွေ ရောင်းစားခံရတယ်တဲ့ ဘယ်လိုဆို စိုးရိမ်ရမလဲ"),
+    ("my", "သမီး ပျောက်တာမဟုတ်ပါဘူး ဖုန်းအားကုန်သွားတာ"),
+    ("my", "အဖေက လယ်ကို အပေါင်ထားပြီး ထိုင်းသွားစရိတ် ချေးပေးမယ်တဲ့"),
+    ("my", "သူငယ်ချင်း တရုတ်ကို လက်ထပ်ပြီး ပြန်လာတယ် အဲ့လို အန္တရာယ်ရှိတတ်လား"),
+    ("my", "ကြွေးနဲ့ ချုပ်ထားတာ ဆိုတာ ဘာကိုပြောတာလဲ"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
