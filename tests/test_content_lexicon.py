@@ -195,6 +195,11 @@ REPORTS = [
     Report("my", "kyama htwet pyay lar pi lite phan nay tal", severity="emergency"),
     Report("my", "nyi ma lay htwet pyay chin tal kal par", severity="emergency"),
     Report("my", "ညီမ ပျောက်နေတာမဟုတ်ဘူး အခန်းထဲ ပိတ်ထားခံရတာ", severity="emergency"),
+    # twenty-second round: first-person from inside, nobody named: "hiding now"; romanised "(they say) I
+    # cannot go back (until the debt is paid)"
+    Report("my", "a khu pone nay tal guard twe shar nay tal", severity="emergency"),
+    Report("my", "အခု ပုန်းနေတယ် ဖုန်းအားလည်း နည်းနေပြီ", severity="emergency"),
+    Report("my", "kyanaw kyway ma kyay ma chin pyan ma ya bu tae", "trafficking"),
     # "should I worry?" after a sister out of reach for days is no general question
     Report("my", "ညီမ ဖုန်းဆက်မရတာ သုံးရက်ရှိပြီ စိုးရိမ်ရမလား", "missing_person"),
     # a supposed trouble does not take back a cry for help that is told
@@ -367,6 +372,8 @@ HARMLESS = [
     ("my", "အဖေက လယ်ကို အပေါင်ထားပြီး ထိုင်းသွားစရိတ် ချေးပေးမယ်တဲ့"),
     ("my", "သူငယ်ချင်း တရုတ်ကို လက်ထပ်ပြီး ပြန်လာတယ် အဲ့လို အန္တရာယ်ရှိတတ်လား"),
     ("my", "ကြွေးနဲ့ ချုပ်ထားတာ ဆိုတာ ဘာကိုပြောတာလဲ"),
+    # twenty-second round: "are these signs of forced labour?" (a plural of signs)
+    ("my", "ပတ်စ်ပို့သိမ်းတာ ဒါတွေက လူကုန်ကူးမှု လက္ခဏာတွေလား"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
