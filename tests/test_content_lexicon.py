@@ -200,6 +200,9 @@ REPORTS = [
     Report("my", "a khu pone nay tal guard twe shar nay tal", severity="emergency"),
     Report("my", "အခု ပုန်းနေတယ် ဖုန်းအားလည်း နည်းနေပြီ", severity="emergency"),
     Report("my", "kyanaw kyway ma kyay ma chin pyan ma ya bu tae", "trafficking"),
+    # then from my_sealed31 (scam compounds): romanised "not fed" and "the guards are coming"
+    Report("my", "target ma pyae yin htamin ma kywe bu", severity="emergency"),
+    Report("my", "အစောင့်တွေ လာနေပြီ ဘာလုပ်ရမလဲ", severity="emergency"),
     # "should I worry?" after a sister out of reach for days is no general question
     Report("my", "ညီမ ဖုန်းဆက်မရတာ သုံးရက်ရှိပြီ စိုးရိမ်ရမလား", "missing_person"),
     # a supposed trouble does not take back a cry for help that is told
@@ -374,6 +377,9 @@ HARMLESS = [
     ("my", "ကြွေးနဲ့ ချုပ်ထားတာ ဆိုတာ ဘာကိုပြောတာလဲ"),
     # twenty-second round: "are these signs of forced labour?" (a plural of signs)
     ("my", "ပတ်စ်ပို့သိမ်းတာ ဒါတွေက လူကုန်ကူးမှု လက္ခဏာတွေလား"),
+    # "I am not trapped, just asking"; "nobody is holding me"
+    ("my", "ကျွန်မ ပိတ်မိနေတာ မဟုတ်ပါဘူး သိချင်လို့ မေးတာပါ"),
+    ("my", "ngar ko bal thu mha ma phan htar bu, mayy kyi tar par"),
     ("kac", "Tai mungdan de tara hte maren kaning sa na"),
     ("kac", "Chyeju kaba sai"),
     ("kac", "Agency jep na karum rit"),
