@@ -396,11 +396,11 @@ def main_rasa(argv: list[str]) -> int:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
         f"Held-out sets bot/heldout/*.yml, never trained on (`my_fresh` and `my_sealed` were written "
-        f"before the issue-4 tuning; `my_lookalikes22`, once `my_sealed30`, was unsealed and tuned on "
-        f"after it was scored blind (`my_lookalikes` to `my_lookalikes21` are training data since the "
-        f"fifteenth to twenty-second rounds); `my_sealed3`, `my_sealed8`, `my_sealed11`, "
-        f"`my_sealed22`, `my_sealed24`, `my_sealed27`, `my_sealed29`, `my_sealed31` and "
-        f"`my_sealed32` are blind: a sealed set's sentences are never printed); "
+        f"before the issue-4 tuning; `my_lookalikes22` and `my_lookalikes23`, once `my_sealed30` and "
+        f"`my_sealed31`, were unsealed and tuned on after they were scored blind (`my_lookalikes` to "
+        f"`my_lookalikes21` are training data since the fifteenth to twenty-second rounds); "
+        f"`my_sealed3`, `my_sealed8`, `my_sealed11`, `my_sealed22`, `my_sealed24`, `my_sealed27`, "
+        f"`my_sealed29` and `my_sealed32` are blind: a sealed set's sentences are never printed); "
         f"metadata language = the "
         f"set's language; the text the worker sends "
         f"(Zawgyi converted at ingest). *classifier*: no risk metadata, the model alone (with its "
