@@ -81,6 +81,44 @@ def heldout_paths(dev: bool = False, heldout: Path = HELDOUT) -> list[Path]:
     return [path for path in sorted(heldout.glob("*.yml")) if not (dev and is_sealed(path.stem))]
 
 
+def _number(stem: str) -> int:
+    digits = re.search(r"(\d+)$", stem)
+    return int(digits.group(1)) if digits else 0
+
+
+def _listed(stems: list[str]) -> str:
+    quoted = [f"`{s}`" for s in stems]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def describe_sets(heldout: Path = HELDOUT) -> str:
+    """Which Burmese look-alike sets are dev sets (and which sealed set each once
+    was, from its header) and which are still blind, read from the files, so the
+    doc's list cannot go stale when a round unseals or folds a set."""
+    stems = sorted(
+        (p.stem for p in heldout.glob("my_*.yml")), key=lambda s: (s.rstrip("0123456789"), _number(s))
+    )
+    dev = [s for s in stems if s.startswith("my_lookalikes")]
+    blind = [s for s in stems if is_sealed(s) and s != "my_sealed"]
+    parts = []
+    if dev:
+        was = []
+        for stem in dev:
+            found = re.search(
+                r"\(bot/heldout/(my_sealed\d*)\.yml\)", (heldout / f"{stem}.yml").read_text(encoding="utf-8")
+            )
+            was.append(found.group(1) if found else None)
+        once = f", once {_listed([w for w in was if w])}," if all(was) else ""
+        verb = "was" if len(dev) == 1 else "were"
+        parts.append(
+            f"{_listed(dev)}{once} {verb} unsealed and tuned on after they were scored blind (earlier dev sets are "
+            f"training data, bot/data/nlu/my/former_dev_sets*.yml)"
+        )
+    if blind:
+        parts.append(f"{_listed(blind)} {'is' if len(blind) == 1 else 'are'} blind")
+    return "; ".join(parts)
+
+
 def load_heldout(dev: bool = False) -> dict:
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 
@@ -396,11 +434,7 @@ def main_rasa(argv: list[str]) -> int:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
         f"Held-out sets bot/heldout/*.yml, never trained on (`my_fresh` and `my_sealed` were written "
-        f"before the issue-4 tuning; `my_lookalikes22` and `my_lookalikes23`, once `my_sealed30` and "
-        f"`my_sealed31`, were unsealed and tuned on after they were scored blind (`my_lookalikes` to "
-        f"`my_lookalikes21` are training data since the fifteenth to twenty-second rounds); "
-        f"`my_sealed3`, `my_sealed8`, `my_sealed11`, `my_sealed22`, `my_sealed24`, `my_sealed27`, "
-        f"`my_sealed29` and `my_sealed32` are blind: a sealed set's sentences are never printed); "
+        f"before the issue-4 tuning; {describe_sets()}: a sealed set's sentences are never printed); "
         f"metadata language = the "
         f"set's language; the text the worker sends "
         f"(Zawgyi converted at ingest). *classifier*: no risk metadata, the model alone (with its "

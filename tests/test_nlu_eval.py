@@ -29,3 +29,14 @@ def test_sealed_is_the_suffix_not_a_substring():
     assert nlu_eval.is_sealed("my_sealed3")
     assert not nlu_eval.is_sealed("sealed")  # a set's language is its name up to "_"
     assert not nlu_eval.is_sealed("my_fresh")
+
+
+def test_the_doc_lists_dev_and_blind_sets_from_the_files(tmp_path):
+    heldout = _sets(tmp_path, ["en", "my_fresh", "my_sealed", "my_sealed11", "my_sealed3", "my_lookalikes9"])
+    (heldout / "my_lookalikes9.yml").write_text(
+        "# It was the NINTH SEALED set (bot/heldout/my_sealed9.yml)\nnlu: []\n"
+    )
+    text = nlu_eval.describe_sets(heldout)
+    assert text.startswith("`my_lookalikes9`, once `my_sealed9`, was unsealed")
+    # numeric order, and the issue-era my_sealed is described apart
+    assert text.endswith("`my_sealed3` and `my_sealed11` are blind")
